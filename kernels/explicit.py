@@ -1,0 +1,435 @@
+r"""Explicit (forward-Euler) transport step on the voxel grid, CPU drivers and NumPy reference.
+
+.. math::
+
+    c^{n+1} = c^n + Δt\Big[-\tfrac{1}{h}\sum_{\text{faces}} F(c^n) + r(c^n, c_b^n)\Big],\qquad
+    c_b^{n+1} = c_b^n + Δt\,(k_{on} c^n - k_{off} c_b^n)
+
+with the face fluxes and reactions of :mod:`nanosim.kernels.physics`. Stable for
+``Δt ≤ 1 / (Σ_axes 2D/h² + Σ_axes |u|/h + k_total)`` (the model sub-steps inside that limit).
+
+Data layout (shared with :mod:`nanosim.kernels.implicit`)
+--------------------------------------------------------
+``c, cb, c_out, cb_out`` (nz, ny, nx) float arrays; ``region`` uint8 (nz, ny, nx) indexing float64
+tables ``d_table`` (m²/s), ``k_table``, ``kon_table``, ``koff_table`` (1/s); ``ps`` P·S/V (1/s),
+``src`` (mol m⁻³ s⁻¹), ``fixed`` (uint8 mask of voxels held at the plasma value ``cp``) and ``u``
+(3, nz, ny, nx) face velocities (m/s, component a on the voxel's +a face) — each optional with a
+``has_*`` flag and a 1-element dummy when absent; ``bc_kind``/``bc_value`` per physical axis
+(x, y, z; kinds 0 no-flux, 1 periodic, 2 fixed). ``ledger`` is a float64 array of
+:data:`~nanosim.kernels.transport.LEDGER_SIZE` that the step *adds* its amounts to (slots in
+:mod:`nanosim.kernels.transport`), each computed directly from the terms of the update, so that
+the change of Σ(c + cb) minus the ledger's sources is a real test that closes to round-off.
+
+Fixed voxels hold ``cp`` (the plasma value at the new time) and carry no reactions; their supply
+to the tissue is ``cp − (c + Δt·T)`` where ``T`` is the transport rate they would have had.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numba
+from numba import prange
+
+from ._compile import NJIT_OPTIONS
+from . import physics, transport
+from .transport import LEDGER_SIZE
+
+_axis_rate = transport.axis_rate.cpu
+_free_rate = physics.free_rate.cpu
+_bound_rate = physics.bound_rate.cpu
+_uniform_update = transport.uniform_update.cpu
+
+
+def explicit_dt_limit(h_m, d_max_m2_per_s, u_max_m_per_s=(0.0, 0.0, 0.0), k_max_per_s=0.0, ndim=3):
+    """Largest stable forward-Euler step (s): ``1 / (2·ndim·D/h² + Σ|u_a|/h + k)``.
+
+    ``k_max_per_s`` is the largest total local rate (loss + exchange + binding on/off).
+    """
+    rate = 2.0 * ndim * d_max_m2_per_s / h_m**2 + sum(abs(u) for u in u_max_m_per_s) / h_m + k_max_per_s
+    return np.inf if rate == 0.0 else 1.0 / rate
+
+
+# ----------------------------------------------------------------------------------------------
+# General step (numba)
+# ----------------------------------------------------------------------------------------------
+@numba.njit(parallel=True, **NJIT_OPTIONS)
+def _general_kernel(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, koff_table,
+                    ps, has_ps, src, has_src, fixed, has_fixed, cp, u, has_u, bc_kind, bc_value,
+                    h, dt, partial):
+    nz, ny, nx = c.shape
+    cf = c.reshape(-1)
+    cbf = cb.reshape(-1)
+    of = c_out.reshape(-1)
+    obf = cb_out.reshape(-1)
+    reg = region.reshape(-1)
+    uf = u.reshape(3, -1) if has_u else u.reshape(3, -1)
+    psf = ps.reshape(-1)
+    srcf = src.reshape(-1)
+    fxf = fixed.reshape(-1)
+    inv_h = 1.0 / h
+    bx, by, bz = bc_kind[0], bc_kind[1], bc_kind[2]
+    vx, vy, vz = bc_value[0], bc_value[1], bc_value[2]
+    sy = nx
+    sz = nx * ny
+    for z in prange(nz):
+        l_bnd = 0.0
+        l_ves = 0.0
+        l_loss = 0.0
+        l_exch = 0.0
+        l_src = 0.0
+        l_tot = 0.0
+        for y in range(ny):
+            for x in range(nx):
+                i = z * sz + y * sy + x
+                rx, qx = _axis_rate(cf, reg, d_table, uf, has_u, i, x, nx, 1, 0, bx, vx, inv_h)
+                ry, qy = _axis_rate(cf, reg, d_table, uf, has_u, i, y, ny, sy, 1, by, vy, inv_h)
+                rz, qz = _axis_rate(cf, reg, d_table, uf, has_u, i, z, nz, sz, 2, bz, vz, inv_h)
+                t = rx + ry + rz
+                ci = cf[i]
+                bi = cbf[i]
+                l_bnd += dt * (qx + qy + qz)
+                if has_fixed and fxf[i] != 0:
+                    of[i] = cp
+                    obf[i] = bi
+                    l_ves += cp - (ci + dt * t)
+                    l_tot += cp + bi
+                    continue
+                r = reg[i]
+                k = k_table[r]
+                kon = kon_table[r]
+                koff = koff_table[r]
+                p = psf[i] if has_ps else 0.0
+                s = srcf[i] if has_src else 0.0
+                cn = ci + dt * (t + _free_rate(ci, bi, k, kon, koff, p, cp, s))
+                bn = bi + dt * _bound_rate(ci, bi, kon, koff)
+                of[i] = cn
+                obf[i] = bn
+                l_loss += dt * k * ci
+                l_exch += dt * p * (cp - ci)
+                l_src += dt * s
+                l_tot += np.float64(cn) + np.float64(bn)
+        partial[z, 0] = l_bnd
+        partial[z, 1] = l_ves
+        partial[z, 2] = l_loss
+        partial[z, 3] = l_exch
+        partial[z, 4] = l_src
+        partial[z, 5] = l_tot
+
+
+def numba_explicit_step(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, koff_table,
+                        ps, has_ps, src, has_src, fixed, has_fixed, cp, u, has_u, bc_kind, bc_value,
+                        h, dt, ledger, partial=None):
+    """One explicit step with the numba CPU kernel (see module docstring for the arguments).
+
+    ``partial`` is an optional (nz, LEDGER_SIZE) float64 scratch array for the per-plane sums
+    (summed in a fixed order, so the ledger is deterministic).
+    """
+    if partial is None:
+        partial = np.zeros((c.shape[0], LEDGER_SIZE))
+    _general_kernel(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, koff_table,
+                    ps, bool(has_ps), src, bool(has_src), fixed, bool(has_fixed), c.dtype.type(cp),
+                    u, bool(has_u), bc_kind, bc_value, float(h), float(dt), partial)
+    ledger += partial.sum(axis=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Uniform fast path (numba): one diffusivity and one loss rate everywhere, nothing else.
+# ----------------------------------------------------------------------------------------------
+@numba.njit(**NJIT_OPTIONS)
+def _row_neighbours(q, n, kind, v, like):
+    """Neighbour rows of row ``q`` and their ghost coefficients ``value = a·c_nb + b·c + g``.
+
+    Returns ``(lo, hi, coef)`` with ``coef = [la, lb, lg, ha, hb, hg]``.
+    """
+    coef = np.zeros(6, dtype=like.dtype)  # field dtype: float32 stencils stay float32
+    coef[0] = 1.0
+    coef[3] = 1.0
+    lo = q - 1
+    hi = q + 1
+    if q == 0:
+        if kind == 1:
+            lo = n - 1
+        else:
+            lo = q
+            if kind == 2:
+                coef[0] = 0.0
+                coef[1] = -1.0
+                coef[2] = 2.0 * v
+    if q == n - 1:
+        if kind == 1:
+            hi = 0
+        else:
+            hi = q
+            if kind == 2:
+                coef[3] = 0.0
+                coef[4] = -1.0
+                coef[5] = 2.0 * v
+    return lo, hi, coef
+
+
+@numba.njit(fastmath={"reassoc", "nsz"}, **NJIT_OPTIONS)
+def _row_sum(row):
+    """Float64 sum of a row; reassociation lets it vectorise (fixed order for a given build)."""
+    acc = 0.0
+    for x in range(row.shape[0]):
+        acc += np.float64(row[x])
+    return acc
+
+
+@numba.njit(inline="always", **NJIT_OPTIONS)
+def _x_ghost_lo(row, x, nx, kind, v, two):
+    if x > 0:
+        return row[x - 1]
+    if kind == 1:
+        return row[nx - 1]
+    if kind == 2:
+        return two * v - row[x]
+    return row[x]
+
+
+@numba.njit(inline="always", **NJIT_OPTIONS)
+def _x_ghost_hi(row, x, nx, kind, v, two):
+    if x < nx - 1:
+        return row[x + 1]
+    if kind == 1:
+        return row[0]
+    if kind == 2:
+        return two * v - row[x]
+    return row[x]
+
+
+@numba.njit(parallel=True, **NJIT_OPTIONS)
+def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, partial):
+    # coef = [α = D dt/h², k dt, β = 1 − 6α − k dt] in the field dtype (float32 stays float32)
+    nz, ny, nx = c.shape
+    alpha = coef[0]
+    kdt = coef[1]
+    beta = coef[2]
+    two = coef[0] * 0 + 2
+    for z in prange(nz):
+        zl, zh, zc = _row_neighbours(np.int64(z), nz, bc_kind[2], bc_value[2], c)
+        l_loss = 0.0
+        l_tot = 0.0
+        interior_z = 0 < z < nz - 1
+        for y in range(ny):
+            yl, yh, yc = _row_neighbours(y, ny, bc_kind[1], bc_value[1], c)
+            a1 = yc[0]
+            b1 = yc[1]
+            g1 = yc[2]
+            a2 = yc[3]
+            b2 = yc[4]
+            g2 = yc[5]
+            a3 = zc[0]
+            b3 = zc[1]
+            g3 = zc[2]
+            a4 = zc[3]
+            b4 = zc[4]
+            g4 = zc[5]
+            row = c[z, y]
+            rym = c[z, yl]
+            ryp = c[z, yh]
+            rzm = c[zl, y]
+            rzp = c[zh, y]
+            out = c_out[z, y]
+            if nx == 1:
+                xm0 = _x_ghost_lo(row, 0, nx, bc_kind[0], bc_value[0], two)
+                xp0 = _x_ghost_hi(row, 0, nx, bc_kind[0], bc_value[0], two)
+                cc = row[0]
+                s6 = (xm0 + xp0 + (a1 * rym[0] + b1 * cc + g1) + (a2 * ryp[0] + b2 * cc + g2)
+                      + (a3 * rzm[0] + b3 * cc + g3) + (a4 * rzp[0] + b4 * cc + g4))
+                out[0] = _uniform_update(cc, s6, alpha, beta)
+            else:
+                # x = 0 and x = nx-1 with the wall rule; the interior loop is branch-free (SIMD)
+                for x in (0, nx - 1):
+                    cc = row[x]
+                    xm = _x_ghost_lo(row, x, nx, bc_kind[0], bc_value[0], two)
+                    xp = _x_ghost_hi(row, x, nx, bc_kind[0], bc_value[0], two)
+                    s6 = (xm + xp + (a1 * rym[x] + b1 * cc + g1) + (a2 * ryp[x] + b2 * cc + g2)
+                          + (a3 * rzm[x] + b3 * cc + g3) + (a4 * rzp[x] + b4 * cc + g4))
+                    out[x] = _uniform_update(cc, s6, alpha, beta)
+                if interior_z and 0 < y < ny - 1:
+                    # plain 7-point stencil: the bulk of the grid
+                    for x in range(1, nx - 1):
+                        s6 = row[x - 1] + row[x + 1] + rym[x] + ryp[x] + rzm[x] + rzp[x]
+                        out[x] = _uniform_update(row[x], s6, alpha, beta)
+                else:
+                    for x in range(1, nx - 1):
+                        cc = row[x]
+                        s6 = (row[x - 1] + row[x + 1] + (a1 * rym[x] + b1 * cc + g1)
+                              + (a2 * ryp[x] + b2 * cc + g2) + (a3 * rzm[x] + b3 * cc + g3)
+                              + (a4 * rzp[x] + b4 * cc + g4))
+                        out[x] = _uniform_update(cc, s6, alpha, beta)
+            # reductions in their own (vectorised) pass over rows that are still in cache
+            l_tot += _row_sum(out)
+            l_loss += kdt * _row_sum(row)
+        partial[z, 2] = l_loss
+        partial[z, 5] = l_tot
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _uniform_boundary_inflow(c, alpha, bc_kind, bc_value):
+    """Σ over fixed-value walls of ``2α(v − c)`` (α = D dt/h²): the wall inflow of one step."""
+    nz, ny, nx = c.shape
+    total = 0.0
+    if bc_kind[0] == 2 and nx > 0:
+        v = bc_value[0]
+        for z in range(nz):
+            for y in range(ny):
+                total += 2.0 * alpha * (v - c[z, y, 0]) + 2.0 * alpha * (v - c[z, y, nx - 1])
+    if bc_kind[1] == 2:
+        v = bc_value[1]
+        for z in range(nz):
+            for x in range(nx):
+                total += 2.0 * alpha * (v - c[z, 0, x]) + 2.0 * alpha * (v - c[z, ny - 1, x])
+    if bc_kind[2] == 2:
+        v = bc_value[2]
+        for y in range(ny):
+            for x in range(nx):
+                total += 2.0 * alpha * (v - c[0, y, x]) + 2.0 * alpha * (v - c[nz - 1, y, x])
+    return total
+
+
+def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger, partial=None):
+    """Explicit step for uniform diffusivity and loss (the bandwidth-bound fast path).
+
+    Moves the minimum data: reads ``c`` once, writes ``c_out`` once (2 × itemsize bytes per
+    voxel-update, neighbours reused from cache).
+    """
+    if partial is None:
+        partial = np.zeros((c.shape[0], LEDGER_SIZE))
+    alpha = d_m2_per_s * dt / h**2
+    if np.any(np.asarray(bc_kind) == 2):
+        ledger[transport.LEDGER_BOUNDARY] += _uniform_boundary_inflow(c, alpha, bc_kind, bc_value)
+    coef = np.array([alpha, k_per_s * dt, 1.0 - 6.0 * alpha - k_per_s * dt], dtype=c.dtype)
+    _uniform_kernel(c, c_out, coef, bc_kind, bc_value.astype(c.dtype), partial)
+    ledger[transport.LEDGER_LOSS] += partial[:, 2].sum()
+    ledger[transport.LEDGER_TOTAL] += partial[:, 5].sum()
+
+
+# ----------------------------------------------------------------------------------------------
+# NumPy reference (vectorised slicing; the test oracle)
+# ----------------------------------------------------------------------------------------------
+def _shift_faces(c, reg_d, u, has_u, axis_arr, axis_phys, kind, v, h):
+    """Flux-form transport rate along one array axis with NumPy slicing, and the wall inflow."""
+    n = c.shape[axis_arr]
+    rate = np.zeros_like(c)
+    wall = np.zeros_like(c)
+
+    def sl(a, b):
+        idx = [slice(None)] * 3
+        idx[axis_arr] = slice(a, b)
+        return tuple(idx)
+
+    zero = c.dtype.type(0)
+    uface = u[axis_phys] if has_u else None
+    # interior faces between q and q+1
+    if n > 1:
+        ca, cb_ = c[sl(0, n - 1)], c[sl(1, n)]
+        df = _hm(reg_d[sl(0, n - 1)], reg_d[sl(1, n)])
+        uf = uface[sl(0, n - 1)] if has_u else zero
+        f = _np_face_flux(ca, cb_, df, uf, 1.0 / h)
+        rate[sl(0, n - 1)] -= f / h
+        rate[sl(1, n)] += f / h
+    if kind == 1:
+        ca, cb_ = c[sl(n - 1, n)], c[sl(0, 1)]
+        df = _hm(reg_d[sl(n - 1, n)], reg_d[sl(0, 1)])
+        uf = uface[sl(n - 1, n)] if has_u else zero
+        f = _np_face_flux(ca, cb_, df, uf, 1.0 / h)
+        rate[sl(n - 1, n)] -= f / h
+        rate[sl(0, 1)] += f / h
+    elif kind == 2:
+        # lower wall: from the ghost into voxel 0, velocity of voxel 0's +face
+        c0 = c[sl(0, 1)]
+        ul = uface[sl(0, 1)] if has_u else zero
+        f_in = _np_face_flux(c.dtype.type(v), c0, 2.0 * reg_d[sl(0, 1)], ul, 1.0 / h)
+        rate[sl(0, 1)] += f_in / h
+        wall[sl(0, 1)] += f_in / h
+        cn = c[sl(n - 1, n)]
+        uu = uface[sl(n - 1, n)] if has_u else zero
+        f_out = _np_face_flux(cn, c.dtype.type(v), 2.0 * reg_d[sl(n - 1, n)], uu, 1.0 / h)
+        rate[sl(n - 1, n)] -= f_out / h
+        wall[sl(n - 1, n)] -= f_out / h
+    return rate, wall
+
+
+def _hm(a, b):
+    s = a + b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s > 0, 2.0 * a * b / np.where(s > 0, s, 1.0), 0.0)
+
+
+def _np_face_flux(ca, cb, d, u, inv_h):
+    up = np.maximum(u, 0)
+    un = np.maximum(-u, 0)
+    return d * (ca - cb) * inv_h + up * ca - un * cb
+
+
+def numpy_explicit_step(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, koff_table,
+                        ps, has_ps, src, has_src, fixed, has_fixed, cp, u, has_u, bc_kind, bc_value,
+                        h, dt, ledger, partial=None):
+    """NumPy reference of :func:`numba_explicit_step` (same arguments and semantics)."""
+    dt_ = c.dtype.type(dt)
+    reg_d = np.asarray(d_table)[region].astype(c.dtype)
+    t = np.zeros_like(c)
+    wall = np.zeros_like(c)
+    # array axes (z=0, y=1, x=2) ↔ physical axes (x=0, y=1, z=2)
+    for axis_arr, axis_phys in ((2, 0), (1, 1), (0, 2)):
+        r, w = _shift_faces(c, reg_d, u, has_u, axis_arr, axis_phys, int(bc_kind[axis_phys]),
+                            float(bc_value[axis_phys]), h)
+        t += r
+        wall += w
+    k = np.asarray(k_table)[region].astype(c.dtype)
+    kon = np.asarray(kon_table)[region].astype(c.dtype)
+    koff = np.asarray(koff_table)[region].astype(c.dtype)
+    p = ps.astype(c.dtype) if has_ps else c.dtype.type(0)
+    s = src.astype(c.dtype) if has_src else c.dtype.type(0)
+    cp_ = c.dtype.type(cp)
+    rate = t + (-k * c + p * (cp_ - c) + s - kon * c + koff * cb)
+    c_out[...] = c + dt_ * rate
+    cb_out[...] = cb + dt_ * (kon * c - koff * cb)
+    free = np.ones(c.shape, bool) if not has_fixed else fixed == 0
+    if has_fixed:
+        fx = ~free
+        ledger[transport.LEDGER_VESSEL] += np.sum(cp_ - (c[fx] + dt_ * t[fx]), dtype=np.float64)
+        c_out[fx] = cp_
+        cb_out[fx] = cb[fx]
+    ledger[transport.LEDGER_BOUNDARY] += np.sum(dt_ * wall, dtype=np.float64)
+    ledger[transport.LEDGER_LOSS] += np.sum((dt_ * k * c)[free], dtype=np.float64)
+    if has_ps:
+        ledger[transport.LEDGER_EXCHANGE] += np.sum((dt_ * p * (cp_ - c))[free], dtype=np.float64)
+    if has_src:
+        ledger[transport.LEDGER_SOURCE] += np.sum((dt_ * s * np.ones_like(c))[free], dtype=np.float64)
+    ledger[transport.LEDGER_TOTAL] += np.sum(c_out, dtype=np.float64) + np.sum(cb_out, dtype=np.float64)
+
+
+def numpy_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger, partial=None):
+    """NumPy-slicing version of :func:`numba_uniform_step` (the speed baseline)."""
+    alpha = c.dtype.type(d_m2_per_s * dt / h**2)
+    kdt = c.dtype.type(k_per_s * dt)
+    p = c
+    # pad one ghost layer per axis with the boundary rule
+    for ax, axis_phys in ((0, 2), (1, 1), (2, 0)):
+        kind = int(bc_kind[axis_phys])
+        p = np.pad(p, [(1, 1) if a == ax else (0, 0) for a in range(3)],
+                   mode={0: "edge", 1: "wrap", 2: "edge"}[kind])
+        if kind == 2:
+            v = c.dtype.type(bc_value[axis_phys])
+            lo = [slice(None)] * 3
+            lo[ax] = slice(0, 1)
+            inner_lo = [slice(None)] * 3
+            inner_lo[ax] = slice(1, 2)
+            hi = [slice(None)] * 3
+            hi[ax] = slice(-1, None)
+            inner_hi = [slice(None)] * 3
+            inner_hi[ax] = slice(-2, -1)
+            p[tuple(lo)] = 2 * v - p[tuple(inner_lo)]
+            p[tuple(hi)] = 2 * v - p[tuple(inner_hi)]
+    core = p[1:-1, 1:-1, 1:-1]
+    s6 = (p[:-2, 1:-1, 1:-1] + p[2:, 1:-1, 1:-1] + p[1:-1, :-2, 1:-1] + p[1:-1, 2:, 1:-1]
+          + p[1:-1, 1:-1, :-2] + p[1:-1, 1:-1, 2:])
+    beta = c.dtype.type(1.0 - 6.0 * float(alpha) - float(kdt))
+    c_out[...] = beta * core + alpha * s6
+    if np.any(np.asarray(bc_kind) == 2):
+        ledger[transport.LEDGER_BOUNDARY] += _uniform_boundary_inflow.py_func(c, float(alpha), bc_kind, bc_value)
+    ledger[transport.LEDGER_LOSS] += np.sum(kdt * c, dtype=np.float64)
+    ledger[transport.LEDGER_TOTAL] += np.sum(c_out, dtype=np.float64)

@@ -1,0 +1,126 @@
+"""Compute backends as values: ``numpy`` (reference), ``numba`` (CPU default), ``cupy`` (GPU).
+
+A :class:`Backend` is resolved once (:func:`get_backend`) and passed explicitly to everything that
+allocates or computes. ``auto`` picks ``cupy`` when a CUDA device is usable and ``numba``
+otherwise. Nothing here imports CuPy unless the cupy backend is asked for (or probed by ``auto``
+or :func:`available_backends`).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+NAMES = ("numpy", "numba", "cupy")
+
+
+class BackendUnavailable(RuntimeError):
+    """The requested backend cannot run here (exit code 4 on the command line)."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A compute backend.
+
+    Attributes
+    ----------
+    name : {"numpy", "numba", "cupy"}
+    xp : module
+        The array module (``numpy`` or ``cupy``).
+    device : str
+        A human-readable description of where arrays live.
+    """
+
+    name: str
+    xp: object = field(repr=False)
+    device: str = "cpu"
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name == "cupy"
+
+    def default_dtype(self, precision: str = "auto"):
+        """Field dtype for a scenario's ``precision`` (auto: float32 on the GPU, float64 on the CPU)."""
+        if precision == "auto":
+            return np.float32 if self.is_gpu else np.float64
+        return np.dtype(precision).type
+
+    def asarray(self, a, dtype=None):
+        return self.xp.ascontiguousarray(self.xp.asarray(a, dtype=dtype))
+
+    def zeros(self, shape, dtype):
+        return self.xp.zeros(shape, dtype=dtype)
+
+    def to_host(self, a) -> np.ndarray:
+        if self.is_gpu:
+            return self.xp.asnumpy(a)
+        return np.asarray(a)
+
+    def synchronize(self) -> None:
+        if self.is_gpu:
+            self.xp.cuda.runtime.deviceSynchronize()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.device})"
+
+
+def _cupy_probe():
+    """Return (cupy module, device description) or raise BackendUnavailable with the reason."""
+    try:
+        cp = importlib.import_module("cupy")
+    except Exception as exc:  # ImportError, or a broken CUDA install raising at import
+        raise BackendUnavailable(
+            f"cupy backend unavailable: cannot import cupy ({exc.__class__.__name__}: {exc}). "
+            "Install the GPU extra, e.g. `pip install 'nanosim[cuda12]'`, or use --backend numba."
+        ) from None
+    try:
+        n = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        raise BackendUnavailable(
+            f"cupy backend unavailable: no usable CUDA device ({exc}). Use --backend numba."
+        ) from None
+    if n < 1:
+        raise BackendUnavailable("cupy backend unavailable: no CUDA device found. Use --backend numba.")
+    props = cp.cuda.runtime.getDeviceProperties(0)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    return cp, f"GPU 0: {name}"
+
+
+@functools.cache
+def get_backend(name: str = "auto") -> Backend:
+    """Resolve a backend by name (``auto``, ``numpy``, ``numba`` or ``cupy``).
+
+    Raises
+    ------
+    BackendUnavailable
+        If the backend cannot run on this machine; the message says why and what to use instead.
+    ValueError
+        If the name is not a backend.
+    """
+    if name == "auto":
+        try:
+            return get_backend("cupy")
+        except BackendUnavailable:
+            return get_backend("numba")
+    if name == "numpy":
+        return Backend("numpy", np, "cpu")
+    if name == "numba":
+        return Backend("numba", np, "cpu")
+    if name == "cupy":
+        cp, desc = _cupy_probe()
+        return Backend("cupy", cp, desc)
+    raise ValueError(f"unknown backend {name!r}: choose one of auto, {', '.join(NAMES)}")
+
+
+def available_backends() -> dict[str, str]:
+    """Map each backend name to ``"ok: <device>"`` or the reason it is unavailable."""
+    out = {}
+    for n in NAMES:
+        try:
+            out[n] = f"ok: {get_backend(n).device}"
+        except BackendUnavailable as exc:
+            out[n] = str(exc)
+    return out
