@@ -35,6 +35,7 @@ from . import physics, transport
 from .transport import LEDGER_SIZE
 
 _axis_rate = transport.axis_rate.cpu
+_interior_axis_rate = transport.interior_axis_rate.cpu
 _free_rate = physics.free_rate.cpu
 _bound_rate = physics.bound_rate.cpu
 _uniform_update = transport.uniform_update.cpu
@@ -71,49 +72,75 @@ def _general_kernel(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, k
     vx, vy, vz = bc_value[0], bc_value[1], bc_value[2]
     sy = nx
     sz = nx * ny
-    for z in prange(nz):
+    # one work item per (z, y) row: parallel even for a single z-plane
+    for zy in prange(nz * ny):
+        z = zy // ny
+        y = zy - z * ny
+        z_in = (0 < z < nz - 1) or (nz == 1 and bz != 2)
         l_bnd = 0.0
         l_ves = 0.0
         l_loss = 0.0
         l_exch = 0.0
         l_src = 0.0
         l_tot = 0.0
-        for y in range(ny):
-            for x in range(nx):
-                i = z * sz + y * sy + x
+        # rows away from the y/z walls (or along a flat periodic/no-flux axis) take the
+        # direct-neighbour path for interior x; everything else the general wall rule
+        y_in = (0 < y < ny - 1) or (ny == 1 and by != 2)
+        for x in range(nx):
+            i = z * sz + y * sy + x
+            if y_in and z_in and 0 < x < nx - 1:
+                d0 = d_table[reg[i]]
+                c0 = cf[i]
+                rx = _interior_axis_rate(cf[i - 1], c0, cf[i + 1], d_table[reg[i - 1]], d0,
+                                         d_table[reg[i + 1]], uf[0, i - 1] if has_u else 0.0,
+                                         uf[0, i] if has_u else 0.0, inv_h)
+                ry = 0.0 * c0
+                if ny > 1:
+                    ry = _interior_axis_rate(cf[i - sy], c0, cf[i + sy], d_table[reg[i - sy]], d0,
+                                             d_table[reg[i + sy]], uf[1, i - sy] if has_u else 0.0,
+                                             uf[1, i] if has_u else 0.0, inv_h)
+                rz = 0.0 * c0
+                if nz > 1:
+                    rz = _interior_axis_rate(cf[i - sz], c0, cf[i + sz], d_table[reg[i - sz]], d0,
+                                             d_table[reg[i + sz]], uf[2, i - sz] if has_u else 0.0,
+                                             uf[2, i] if has_u else 0.0, inv_h)
+                qx = 0.0 * c0
+                qy = qx
+                qz = qx
+            else:
                 rx, qx = _axis_rate(cf, reg, d_table, uf, has_u, i, x, nx, 1, 0, bx, vx, inv_h)
                 ry, qy = _axis_rate(cf, reg, d_table, uf, has_u, i, y, ny, sy, 1, by, vy, inv_h)
                 rz, qz = _axis_rate(cf, reg, d_table, uf, has_u, i, z, nz, sz, 2, bz, vz, inv_h)
-                t = rx + ry + rz
-                ci = cf[i]
-                bi = cbf[i]
-                l_bnd += dt * (qx + qy + qz)
-                if has_fixed and fxf[i] != 0:
-                    of[i] = cp
-                    obf[i] = bi
-                    l_ves += cp - (ci + dt * t)
-                    l_tot += cp + bi
-                    continue
-                r = reg[i]
-                k = k_table[r]
-                kon = kon_table[r]
-                koff = koff_table[r]
-                p = psf[i] if has_ps else 0.0
-                s = srcf[i] if has_src else 0.0
-                cn = ci + dt * (t + _free_rate(ci, bi, k, kon, koff, p, cp, s))
-                bn = bi + dt * _bound_rate(ci, bi, kon, koff)
-                of[i] = cn
-                obf[i] = bn
-                l_loss += dt * k * ci
-                l_exch += dt * p * (cp - ci)
-                l_src += dt * s
-                l_tot += np.float64(cn) + np.float64(bn)
-        partial[z, 0] = l_bnd
-        partial[z, 1] = l_ves
-        partial[z, 2] = l_loss
-        partial[z, 3] = l_exch
-        partial[z, 4] = l_src
-        partial[z, 5] = l_tot
+            t = rx + ry + rz
+            ci = cf[i]
+            bi = cbf[i]
+            l_bnd += dt * (qx + qy + qz)
+            if has_fixed and fxf[i] != 0:
+                of[i] = cp
+                obf[i] = bi
+                l_ves += cp - (ci + dt * t)
+                l_tot += cp + bi
+                continue
+            r = reg[i]
+            k = k_table[r]
+            kon = kon_table[r]
+            koff = koff_table[r]
+            p = psf[i] if has_ps else 0.0
+            s = srcf[i] if has_src else 0.0
+            cn = ci + dt * (t + _free_rate(ci, bi, k, kon, koff, p, cp, s))
+            bn = bi + dt * _bound_rate(ci, bi, kon, koff)
+            of[i] = cn
+            obf[i] = bn
+            l_loss += dt * k * ci
+            l_exch += dt * p * (cp - ci)
+            l_src += dt * s
+            l_tot += np.float64(cn) + np.float64(bn)
+        partial[zy, 0] = l_bnd
+        partial[zy, 1] = l_ves
+        partial[zy, 2] = l_loss
+        partial[zy, 3] = l_exch
+        partial[zy, 4] = l_src
+        partial[zy, 5] = l_tot
 
 
 def numba_explicit_step(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, koff_table,
@@ -121,11 +148,11 @@ def numba_explicit_step(c, cb, c_out, cb_out, region, d_table, k_table, kon_tabl
                         h, dt, ledger, partial=None):
     """One explicit step with the numba CPU kernel (see module docstring for the arguments).
 
-    ``partial`` is an optional (nz, LEDGER_SIZE) float64 scratch array for the per-plane sums
+    ``partial`` is an optional (nz·ny, LEDGER_SIZE) float64 scratch array for the per-row sums
     (summed in a fixed order, so the ledger is deterministic).
     """
-    if partial is None:
-        partial = np.zeros((c.shape[0], LEDGER_SIZE))
+    if partial is None or partial.shape[0] != c.shape[0] * c.shape[1]:
+        partial = np.zeros((c.shape[0] * c.shape[1], LEDGER_SIZE))
     _general_kernel(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, koff_table,
                     ps, bool(has_ps), src, bool(has_src), fixed, bool(has_fixed), c.dtype.type(cp),
                     u, bool(has_u), bc_kind, bc_value, float(h), float(dt), partial)
@@ -295,7 +322,7 @@ def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, 
     Moves the minimum data: reads ``c`` once, writes ``c_out`` once (2 × itemsize bytes per
     voxel-update, neighbours reused from cache).
     """
-    if partial is None:
+    if partial is None or partial.shape[0] != c.shape[0]:
         partial = np.zeros((c.shape[0], LEDGER_SIZE))
     alpha = d_m2_per_s * dt / h**2
     if np.any(np.asarray(bc_kind) == 2):

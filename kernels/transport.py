@@ -69,6 +69,18 @@ def axis_rate(cf, reg, dtab, uf, has_u, idx, q, n, s, a, kind, v, inv_h):
 
 
 @pointwise
+def interior_axis_rate(c_lo, c0, c_hi, d_lo, d0, d_hi, u_lo, u0, inv_h):
+    """Net transport rate (mol m⁻³ s⁻¹) into a voxel from its two neighbours along one axis.
+
+    ``u_lo`` is the velocity on the lower face, ``u0`` on the voxel's own upper face. Same
+    arithmetic as :func:`axis_rate` away from the domain walls.
+    """
+    f_in = face_flux(c_lo, c0, face_diffusivity(d_lo, d0), u_lo, inv_h)
+    f_out = face_flux(c0, c_hi, face_diffusivity(d0, d_hi), u0, inv_h)
+    return (f_in - f_out) * inv_h
+
+
+@pointwise
 def uniform_update(cc, s6, alpha, beta):
     """Explicit update with uniform diffusivity and loss: ``β c + α Σ₆ c_nb``.
 

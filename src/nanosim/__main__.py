@@ -1,0 +1,5 @@
+import sys
+
+from nanosim.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""``nanosim run``: run a scenario and write one results file.
+
+Example::
+
+    $ nanosim run scenarios/quickstart.toml -o quickstart.vtkhdf
+    ███████████████████████████████ 100.0%  t = 40/40 s  step 9630/9630  11.3 s elapsed, ETA 0.0 s
+    quickstart.vtkhdf: 11 outputs from 0 to 40 s, numba float64 explicit, 9630 steps in 11.3 s
+    metric                              value
+    ...
+
+With ``--json`` one JSON document goes to stdout: output path, wall time, steps, final metrics.
+An existing results file is never overwritten without ``--overwrite``; ``--resume`` continues
+from ``OUTPUT.ckpt``; Ctrl-C checkpoints and exits with 130.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from . import EXIT_BACKEND, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
+
+
+def add_parser(sub):
+    p = sub.add_parser("run", help="run a scenario and write a results file",
+                       description="Run a scenario and write one HDF5 (VTKHDF) results file.")
+    p.add_argument("scenario", metavar="SCENARIO", help="scenario file (.toml or .yaml)")
+    p.add_argument("-o", "--output", metavar="OUT", help="results file (default: SCENARIO name + .vtkhdf "
+                   "in the current folder; ParaView opens .vtkhdf directly)")
+    p.add_argument("--backend", choices=["auto", "numpy", "numba", "cupy"], help="override the scenario's backend")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help='override a setting, e.g. --set time.stop_s="10 s" (repeatable)')
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint next to OUT")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing results file")
+    p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=main)
+    return p
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def summary_table(info) -> str:
+    rows = [("metric", "final value")] + [(k, _fmt(v)) for k, v in info.final_metrics.items()]
+    w = max(len(r[0]) for r in rows)
+    lines = [f"{a:<{w}}  {b}" for a, b in rows]
+    lines.insert(1, "-" * (w + 14))
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    from ..backends import BackendUnavailable
+    from ..runner import ResumeError, RunInterrupted, run_scenario
+    from ..scenario import ScenarioError, load_scenario
+    from ..simulation import GuardError
+
+    err = sys.stderr
+    try:
+        scenario = load_scenario(args.scenario, overrides=args.overrides)
+    except ScenarioError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "error": "invalid scenario",
+                              "errors": [e.__dict__ if hasattr(e, "__dict__") else dict(e) for e in exc.errors]}))
+        print(exc.format(), file=err)
+        return EXIT_INVALID
+    output = Path(args.output) if args.output else Path(Path(args.scenario).stem + ".vtkhdf")
+    quiet = args.quiet or args.json
+    progress = not quiet and err.isatty()
+    log = None if quiet else (lambda m: print(m, file=err))
+    try:
+        info = run_scenario(scenario, output, args.backend, overwrite=args.overwrite, resume=args.resume,
+                            progress=progress, log=log)
+    except BackendUnavailable as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_BACKEND
+    except (FileExistsError, ResumeError) as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_FAILED
+    except RunInterrupted as exc:
+        print(f"\n{exc}", file=err)
+        return EXIT_INTERRUPTED
+    except GuardError as exc:
+        print(f"\nrun stopped: {exc}", file=err)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps({"ok": True, "output": info.output, "wall_time_s": info.wall_time_s, "steps": info.steps,
+                          "dt_s": info.dt_s, "substeps": info.substeps, "backend": info.backend, "dtype": info.dtype,
+                          "scheme": info.scheme, "resumed_from_s": info.resumed_from_s,
+                          "final_metrics": info.final_metrics}, indent=2))
+    elif not args.quiet:
+        print(f"{info.output}: {info.backend} {info.dtype} {info.scheme}, {info.steps} steps of {info.dt_s:.4g} s "
+              f"({info.substeps} sub-step{'s' if info.substeps > 1 else ''} each) in {info.wall_time_s:.2f} s")
+        print(summary_table(info))
+    return EXIT_OK

@@ -1,0 +1,164 @@
+r"""Free drug (sorafenib) in tissue: transport, uptake, binding, exchange with plasma.
+
+.. math::
+
+    \partial_t C = \nabla\cdot(D_{eff}\nabla C) - \nabla\cdot(u C) - (k_{uptake} + k_{decay}) C
+                   - k_{on} C + k_{off} C_b + \tfrac{PS}{V}(C_p - C) + \text{release}
+
+(PHYSICS.md §8), with ``C_b`` the bound pool and ``C_p(t)`` the plasma concentration held in
+fixed-concentration vessel voxels or exchanged through the wall of exchange vessels. The model
+keeps a float64 ledger of every amount that enters or leaves, closed on every step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..backends import Backend
+from ..geometry import REGION_NAMES, Grid, region_map, vessel_maps, wall_correction
+from ..transport import BC_CODES, TransportOperator
+from .plasma import PlasmaCurve
+
+LEDGER_NAMES = ("boundary_in_mol", "vessel_supply_mol", "loss_mol", "exchange_in_mol", "source_mol")
+
+
+def region_tables(drug):
+    """Per-region float64 tables (normal, tumour, necrotic) from the scenario's drug spec."""
+    regs = [drug.normal, drug.tumour or drug.normal, None]
+    regs[2] = drug.necrotic or regs[1]
+    d = [r.diffusivity_m2_per_s for r in regs]
+    k = [r.uptake_rate_per_s + drug.decay_rate_per_s for r in regs]
+    kon = [r.binding_on_rate_per_s for r in regs]
+    koff = [r.binding_off_rate_per_s for r in regs]
+    return d, k, kon, koff
+
+
+class FreeDrugModel:
+    """State and physics of the free-drug field on one backend (built by :func:`build_model`)."""
+
+    field_names = ("free_drug", "bound_drug")
+
+    def __init__(self, backend: Backend, grid: Grid, operator: TransportOperator, plasma: PlasmaCurve,
+                 region: np.ndarray, vessel: np.ndarray):
+        self.backend = backend
+        self.grid = grid
+        self.op = operator
+        self.plasma = plasma
+        self.region_host = region
+        self.vessel_host = vessel
+        self.time_s = 0.0
+        self.step_index = 0
+        self.initial_total_mol = 0.0
+        self.ledger_mol = np.zeros(len(LEDGER_NAMES))
+        self.total_mol = 0.0
+        self._masks = {name: backend.asarray(region == code) for code, name in enumerate(REGION_NAMES)}
+        self._counts = {name: int((region == code).sum()) for code, name in enumerate(REGION_NAMES)}
+
+    # -- state --------------------------------------------------------------------------------
+    def set_initial(self, c0: np.ndarray) -> None:
+        self.op.c[...] = self.backend.asarray(c0, self.op.dtype)
+        self.op.cb[...] = 0
+        if self.op.has_fixed:
+            fx = self.op.fixed.astype(bool)
+            self.op.c[fx] = self.plasma(0.0)
+        self.initial_total_mol = self.op.total_mol()
+        self.total_mol = self.initial_total_mol
+
+    def step(self, dt: float) -> None:
+        """Advance by ``dt`` (s); the plasma value is taken at the end of the step."""
+        t_new = self.time_s + dt
+        led = self.op.step(dt, self.plasma(t_new))
+        self.ledger_mol += led[:5]
+        self.total_mol = float(led[5])
+        self.time_s = t_new
+        self.step_index += 1
+
+    def mass_balance_error(self) -> float:
+        """(current total − initial − net inflow) / max(|initial|, |inflows|, |total|): round-off."""
+        inflow = self.ledger_mol[0] + self.ledger_mol[1] - self.ledger_mol[2] + self.ledger_mol[3] + self.ledger_mol[4]
+        scale = max(abs(self.initial_total_mol), abs(self.total_mol), float(np.abs(self.ledger_mol).max()), 1e-300)
+        return (self.total_mol - self.initial_total_mol - inflow) / scale
+
+    def state_arrays(self) -> dict:
+        return {"free_drug": self.backend.to_host(self.op.c), "bound_drug": self.backend.to_host(self.op.cb)}
+
+    def state_attrs(self) -> dict:
+        return {"time_s": self.time_s, "step_index": self.step_index, "initial_total_mol": self.initial_total_mol,
+                "total_mol": self.total_mol, "ledger_mol": [float(v) for v in self.ledger_mol]}
+
+    def load_state(self, arrays: dict, attrs: dict) -> None:
+        self.op.c[...] = self.backend.asarray(arrays["free_drug"], self.op.dtype)
+        self.op.cb[...] = self.backend.asarray(arrays["bound_drug"], self.op.dtype)
+        self.time_s = float(attrs["time_s"])
+        self.step_index = int(attrs["step_index"])
+        self.initial_total_mol = float(attrs["initial_total_mol"])
+        self.total_mol = float(attrs["total_mol"])
+        self.ledger_mol = np.asarray(attrs["ledger_mol"], float)
+
+    # -- output -------------------------------------------------------------------------------
+    def fields(self) -> dict:
+        return self.state_arrays()
+
+    def metrics(self) -> dict:
+        xp = self.backend.xp
+        vol = self.grid.voxel_volume_m3
+        c, cb = self.op.c, self.op.cb
+        out = {
+            "time_s": self.time_s,
+            "plasma_mol_per_m3": self.plasma(self.time_s),
+            "free_drug_mol": float(xp.sum(c, dtype=xp.float64)) * vol,
+            "bound_drug_mol": float(xp.sum(cb, dtype=xp.float64)) * vol,
+            "total_drug_mol": self.total_mol,
+        }
+        for name, mask in self._masks.items():
+            if self._counts[name]:
+                out[f"{name}_mean_free_mol_per_m3"] = float(xp.sum(c * mask, dtype=xp.float64)) / self._counts[name]
+        for k, v in zip(LEDGER_NAMES, self.ledger_mol):
+            out[k] = float(v)
+        out["mass_balance_rel_error"] = float(self.mass_balance_error())
+        return out
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{n} {self._counts[n]}" for n in REGION_NAMES if self._counts[n])
+        return (f"FreeDrugModel at t = {self.time_s:g} s (step {self.step_index})\n"
+                f"├── {self.grid!r}".replace("\n└", "\n│   └") + "\n"
+                f"├── regions (voxels): {counts}; vessel voxels {int(self.vessel_host.sum())}\n"
+                f"├── plasma: {self.plasma!r}\n"
+                f"└── {self.op!r}".replace("\n├── terms", "\n    ├── terms").replace("\n└── walls", "\n    └── walls"))
+
+
+def initial_field(grid: Grid, spec) -> np.ndarray:
+    """Initial free concentration (mol/m³): uniform, or a Gaussian of given total amount."""
+    if spec.kind == "uniform":
+        return np.full(grid.shape_zyx, spec.concentration_mol_per_m3, dtype=np.float64)
+    z, y, x = grid.mesh_m()
+    cx, cy, cz = spec.center_m
+    s2 = spec.sigma_m**2
+    g = np.exp(-((x - cx) ** 2 + (y - cy) ** 2 + (z - cz) ** 2) / (2 * s2))
+    # normalise on the grid so the discrete total equals the requested amount
+    return spec.amount_mol * g / (g.sum() * grid.voxel_volume_m3)
+
+
+def build_model(scenario, backend: Backend, dtype) -> FreeDrugModel:
+    """Grid, tissue and vessel maps, operator and initial state from a validated scenario."""
+    g = scenario.grid
+    grid = Grid(tuple(int(n) for n in g.shape), float(g.voxel_size_m), tuple(float(o) for o in g.origin_m))
+    region = region_map(grid, scenario.tissue.tumour)
+    fixed, sv, vessel = vessel_maps(grid, scenario.vessels)
+    drug = scenario.drug
+    d, k, kon, koff = region_tables(drug)
+    # wall exchange: permeable walls (P·S/V) plus the sub-voxel position of fixed walls
+    ps = sv * drug.permeability_m_per_s if np.any(sv) else np.zeros(grid.shape_zyx)
+    if fixed.any():
+        ps = ps + np.asarray(d)[region] / grid.voxel_size_m**2 * wall_correction(grid, scenario.vessels, fixed)
+    ps = ps if np.any(ps) else None
+    bcs = [g.boundary.x, g.boundary.y, g.boundary.z]
+    bc_kind = [BC_CODES[b.kind] for b in bcs]
+    bc_value = [float(b.value_mol_per_m3 or 0.0) if b.kind == "fixed" else 0.0 for b in bcs]
+    u = tuple(float(v) for v in scenario.transport.velocity_m_per_s)
+    op = TransportOperator(backend, grid, region, d, k, kon, koff, bc_kind, bc_value, dtype,
+                           scheme=scenario.transport.scheme, ps=ps, fixed=fixed if fixed.any() else None,
+                           velocity_m_per_s=u if any(u) else None)
+    model = FreeDrugModel(backend, grid, op, PlasmaCurve(drug.plasma), region, vessel)
+    model.set_initial(initial_field(grid, drug.initial))
+    return model

@@ -1,0 +1,188 @@
+"""Run a scenario end to end: build the model, step it, write results, checkpoint, resume.
+
+This is the thin driver behind ``nanosim run`` and :func:`nanosim.run`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .backends import get_backend
+from .drug import build_model
+from .io import ResultsWriter, load_checkpoint, open_results
+from .simulation import (Always, Checkpointer, Guards, OutputWriter, ProgressBar, Simulation, TimeInterval,
+                         WallTimeInterval)
+
+#: Outer step of the implicit scheme with ``dt_s = "auto"``, in units of the explicit limit.
+IMPLICIT_AUTO_FACTOR = 10.0
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C: the state was checkpointed; ``run --resume`` continues (exit code 130)."""
+
+
+class ResumeError(ValueError):
+    """A checkpoint is missing or belongs to another scenario."""
+
+
+@dataclass
+class RunInfo:
+    """What a run did (printed by ``run --json``)."""
+
+    output: str
+    checkpoint: str
+    backend: str
+    dtype: str
+    scheme: str
+    dt_s: float
+    substeps: int
+    steps: int
+    wall_time_s: float
+    resumed_from_s: float | None
+    final_metrics: dict
+
+
+def checkpoint_path(output: Path) -> Path:
+    return output.with_name(output.name + ".ckpt")
+
+
+def choose_dt(scenario, model) -> tuple[float, float]:
+    """(outer step dt, output interval), dt aligned so output times are hit exactly."""
+    stop = float(scenario.time.stop_s)
+    every = float(scenario.output.every_s) if scenario.output.every_s else stop / 10.0
+    limit = model.op.explicit_dt_limit()
+    if scenario.transport.dt_s == "auto":
+        if scenario.transport.scheme == "explicit":
+            dt_max = 0.9 * limit
+        else:
+            dt_max = IMPLICIT_AUTO_FACTOR * limit
+    else:
+        dt_max = float(scenario.transport.dt_s)
+    dt_max = min(dt_max, every, stop)
+    n = max(1, math.ceil(every / dt_max - 1e-9))
+    return every / n, every
+
+
+def _scenario_texts(scenario):
+    text = getattr(scenario, "source_text", None) or scenario.model_dump_json(indent=2)
+    return text, scenario.model_dump_json()
+
+
+def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume=False, progress=False,
+                 log=None) -> RunInfo:
+    """Run ``scenario`` (a validated Scenario) and write ``output`` (HDF5 results file).
+
+    Parameters
+    ----------
+    backend : str, optional
+        Overrides ``scenario.backend``.
+    overwrite : bool
+        Replace an existing results file (never done silently).
+    resume : bool
+        Continue from ``OUTPUT.ckpt``; the final fields equal an uninterrupted run's.
+    progress : bool
+        Draw a progress bar on stderr.
+    log : callable, optional
+        ``log(message)`` for human-readable notes (the command line prints them to stderr).
+
+    Raises
+    ------
+    FileExistsError, ResumeError, BackendUnavailable, GuardError, RunInterrupted
+    """
+    say = log or (lambda msg: None)
+    output = Path(output) if output is not None else Path(tempfile.mkdtemp(prefix="nanosim-")) / "results.h5"
+    ckpt = checkpoint_path(output)
+    be = get_backend(backend or scenario.backend)
+    dtype = be.default_dtype(scenario.precision)
+    model = build_model(scenario, be, dtype)
+    dt, every = choose_dt(scenario, model)
+    text, sjson = _scenario_texts(scenario)
+
+    resumed_from = None
+    if resume:
+        if not ckpt.exists():
+            raise ResumeError(f"no checkpoint to resume from: {ckpt} does not exist. Run without --resume.")
+        arrays, attrs = load_checkpoint(ckpt)
+        if attrs.get("scenario_json") != sjson:
+            raise ResumeError(f"{ckpt} belongs to a different scenario (or different --set overrides); "
+                              "resume with the same scenario and options, or start a new run.")
+        if attrs.get("dtype") != np.dtype(dtype).name or attrs.get("backend") != be.name:
+            raise ResumeError(f"{ckpt} was written by backend {attrs.get('backend')} in {attrs.get('dtype')}; "
+                              f"resume with --backend {attrs.get('backend')} for an identical continuation.")
+        model.load_state(arrays, attrs)
+        resumed_from = model.time_s
+        say(f"resuming from the checkpoint at t = {model.time_s:g} s (step {model.step_index})")
+
+    provenance = {"version": __version__, "backend": be.name, "device": be.device, "seed": scenario.seed,
+                  "dtype": np.dtype(dtype).name, "scheme": scenario.transport.scheme, "dt_s": dt,
+                  "substeps": model.op.substeps(dt)}
+    field_names = [f for f in scenario.output.fields if f in ("free_drug", "bound_drug")]
+    writer = ResultsWriter(output, shape_zyx=model.grid.shape_zyx, voxel_size_m=model.grid.voxel_size_m,
+                           origin_m=model.grid.origin_m, field_names=field_names, dtype=dtype,
+                           scenario_text=text, scenario_json=sjson, provenance=provenance,
+                           overwrite=overwrite, resume_after_s=resumed_from)
+    sim = Simulation(model, dt, float(scenario.time.stop_s))
+    try:
+        if resumed_from is None:
+            if "region" in scenario.output.fields:
+                writer.write_static("region", model.region_host)
+            if "vessel" in scenario.output.fields:
+                writer.write_static("vessel", model.vessel_host)
+        ck = Checkpointer(ckpt, {"scenario_json": sjson, "backend": be.name, "dtype": np.dtype(dtype).name,
+                                 "version": __version__})
+        sim.add_callback("guards", Guards(dtype), Always(), at_start=False)
+        sim.add_callback("output", OutputWriter(writer, field_names), TimeInterval(every))
+        sim.add_callback("checkpoint", ck, WallTimeInterval(float(scenario.output.checkpoint_every_wall_s)),
+                         at_start=False)
+        if scenario.output.checkpoint_every_s:
+            sim.add_callback("checkpoint (simulated time)", ck, TimeInterval(float(scenario.output.checkpoint_every_s)),
+                             at_start=False)
+        if progress:
+            sim.add_callback("progress", ProgressBar(), Always(), at_start=False)
+        try:
+            sim.run()
+        except KeyboardInterrupt:
+            ck(sim)
+            writer.finish("interrupted", {"time_s": model.time_s, "step_index": model.step_index})
+            raise RunInterrupted(f"interrupted at t = {model.time_s:g} s; state saved to {ckpt}. "
+                                 f"Continue with: nanosim run ... -o {output} --resume") from None
+        ck(sim)
+        final = model.metrics()
+        info = RunInfo(output=str(output), checkpoint=str(ckpt), backend=be.name, dtype=np.dtype(dtype).name,
+                       scheme=scenario.transport.scheme, dt_s=dt, substeps=model.op.substeps(dt),
+                       steps=model.step_index, wall_time_s=sim.wall_time_s, resumed_from_s=resumed_from,
+                       final_metrics=final)
+        writer.finish("completed", {**info.__dict__})
+        return info
+    except BaseException:
+        writer.close()
+        raise
+
+
+def run(scenario, output=None, backend=None, *, overwrite=False, resume=False, progress=False):
+    """Run a scenario and return its :class:`~nanosim.io.Results`.
+
+    Parameters
+    ----------
+    scenario : Scenario, path or mapping
+        A validated scenario, or anything :func:`nanosim.load_scenario` accepts.
+    output : path, optional
+        Results file (HDF5); a temporary file when omitted.
+    backend : {"auto", "numpy", "numba", "cupy"}, optional
+        Overrides the scenario's backend.
+    """
+    from .scenario import Scenario, load_scenario
+
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    info = run_scenario(scenario, output, backend, overwrite=overwrite, resume=resume, progress=progress)
+    return open_results(info.output)

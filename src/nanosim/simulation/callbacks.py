@@ -1,0 +1,112 @@
+"""Callbacks run by :class:`~nanosim.simulation.Simulation` on schedules.
+
+Output writer, checkpointer, progress bar and guards are ordinary callbacks: ``fn(sim)``.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from ..io import save_checkpoint
+
+
+class GuardError(RuntimeError):
+    """A guard stopped the run (NaN/Inf, mass balance); the message says what and where."""
+
+
+class OutputWriter:
+    """Write the model's fields and metrics to a :class:`~nanosim.io.ResultsWriter`."""
+
+    def __init__(self, writer, field_names):
+        self.writer = writer
+        self.field_names = list(field_names)
+        self.last_time_s = None
+
+    def __call__(self, sim) -> None:
+        if self.last_time_s is not None and sim.time_s <= self.last_time_s:
+            return  # already written (the end-of-run call after a due output)
+        fields = sim.model.fields()
+        self.writer.write_step(sim.time_s, {k: fields[k] for k in self.field_names}, sim.model.metrics())
+        self.last_time_s = sim.time_s
+
+
+class Checkpointer:
+    """Save the full model state atomically (write, fsync, rename) to ``path``."""
+
+    def __init__(self, path, extra_attrs: dict):
+        self.path = path
+        self.extra_attrs = dict(extra_attrs)
+        self.last_step = None
+
+    def __call__(self, sim) -> None:
+        if self.last_step == sim.step_index:
+            return
+        attrs = dict(self.extra_attrs)
+        attrs.update(sim.model.state_attrs())
+        save_checkpoint(self.path, sim.model.state_arrays(), attrs)
+        self.last_step = sim.step_index
+
+
+class Guards:
+    """Stop the run when the state stops making sense.
+
+    - the total amount (computed by the kernels every step) is NaN or infinite;
+    - the mass ledger fails to close: ``|error| > 10·ε·√(steps + 1)``, the size of accumulated
+      round-off of the field precision ``ε`` (random-walk growth of per-step rounding).
+    """
+
+    def __init__(self, dtype):
+        self.eps = float(np.finfo(dtype).eps)
+
+    def tolerance(self, steps: int) -> float:
+        return 10.0 * self.eps * math.sqrt(steps + 1)
+
+    def __call__(self, sim) -> None:
+        m = sim.model
+        if not math.isfinite(m.total_mol):
+            raise GuardError(
+                f"the drug field became NaN or infinite at t = {m.time_s:g} s (step {m.step_index}). "
+                "The time step is probably too large for the explicit scheme: set transport.dt_s = \"auto\" "
+                "or transport.scheme = \"implicit\".")
+        err = m.mass_balance_error()
+        tol = self.tolerance(m.step_index)
+        if not abs(err) <= tol:
+            raise GuardError(
+                f"mass balance failed at t = {m.time_s:g} s (step {m.step_index}): relative error {err:.3e} "
+                f"exceeds {tol:.1e}. This is a bug in nanosim; please report it with the scenario file.")
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr, redrawn at most every 0.2 s."""
+
+    def __init__(self, stream=None, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.width = width
+        self._last = 0.0
+        self._t0 = time.monotonic()
+        self._step0 = None
+
+    def __call__(self, sim) -> None:
+        now = time.monotonic()
+        if self._step0 is None:
+            self._step0 = sim.step_index
+            self._t0 = now
+        if now - self._last < 0.2 and not sim.done:
+            return
+        self._last = now
+        frac = sim.time_s / sim.stop_s if sim.stop_s else 1.0
+        filled = int(round(frac * self.width))
+        elapsed = now - self._t0
+        done_steps = sim.step_index - self._step0
+        left = sim.n_steps - sim.step_index
+        eta = elapsed / done_steps * left if done_steps else float("nan")
+        bar = "█" * filled + "░" * (self.width - filled)
+        self.stream.write(f"\r{bar} {100 * frac:5.1f}%  t = {sim.time_s:.4g}/{sim.stop_s:.4g} s  "
+                          f"step {sim.step_index}/{sim.n_steps}  {elapsed:.1f} s elapsed, ETA {eta:.1f} s ")
+        if sim.done:
+            self.stream.write("\n")
+        self.stream.flush()
