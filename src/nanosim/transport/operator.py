@@ -30,7 +30,6 @@ import numpy as np
 from ..backends import Backend
 from ..geometry import Grid
 from nanosim.kernels import explicit as _explicit
-from nanosim.kernels import implicit as _implicit
 from nanosim.kernels.transport import LEDGER_SIZE
 
 BC_CODES = {"no_flux": 0, "periodic": 1, "fixed": 2}
@@ -136,6 +135,8 @@ class TransportOperator:
                 self._general = _explicit.numpy_explicit_step
                 self._uniform_fn = _explicit.numpy_uniform_step
         elif self.scheme == "implicit":
+            from nanosim.kernels import implicit as _implicit
+
             if name == "cupy":
                 from nanosim.kernels import implicit_cuda
 
