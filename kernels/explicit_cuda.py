@@ -12,8 +12,6 @@ Works on CuPy arrays (CUDA array interface) and numba device arrays; under
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from numba import cuda, float64
 

@@ -71,14 +71,12 @@ True
 
 from __future__ import annotations
 
-import functools
 import math
-import types
 
 import numba
 import numpy as np
 
-from ._compile import NJIT_OPTIONS, Pointwise, pointwise
+from ._compile import NJIT_OPTIONS, pointwise
 
 __all__ = [
     "BACKENDS",
@@ -195,50 +193,7 @@ def u01_from_words(w_hi, w_lo):
     return k * _TWO_M53
 
 
-def _rebind(fn, form, deps):
-    """Copy of ``fn`` whose globals name the ``form`` (py/cpu/cuda) of each dependency."""
-    namespace = dict(fn.__globals__)
-    namespace.update({name: getattr(dep, form) for name, dep in deps.items()})
-    new = types.FunctionType(fn.__code__, namespace, fn.__name__, fn.__defaults__, fn.__closure__)
-    new.__qualname__ = fn.__qualname__
-    new.__module__ = fn.__module__
-    new.__doc__ = fn.__doc__
-    return new
-
-
-class _Composite(Pointwise):
-    """A pointwise function that calls other pointwise functions by their module-level names.
-
-    Each form (``.py``, ``.cpu``, ``.cuda``) is compiled from a copy of the function whose
-    global names resolve to the same form of its dependencies, so the body reads like ordinary
-    Python while the compiled forms call compiled code only.
-    """
-
-    def __init__(self, fn, deps):
-        self._fn = fn
-        self._deps = deps
-        self.py = _rebind(fn, "py", deps)
-        self.__name__ = fn.__name__
-        self.__doc__ = fn.__doc__
-        self.cpu = numba.njit(inline="always", **NJIT_OPTIONS)(_rebind(fn, "cpu", deps))
-
-    @functools.cached_property
-    def cuda(self):
-        from numba import cuda
-
-        return cuda.jit(device=True, inline=True)(_rebind(self._fn, "cuda", self._deps))
-
-
-def _pointwise_using(**deps):
-    """Decorator: like :func:`pointwise`, for a function calling the pointwise ``deps``."""
-
-    def decorate(fn):
-        return _Composite(fn, deps)
-
-    return decorate
-
-
-@_pointwise_using(philox4x32_10=philox4x32_10, u01_from_words=u01_from_words)
+@pointwise
 def uniform_pair(seed, entity, step, draw):
     """Two independent uniforms in (0, 1) for one ``(seed, entity, step, draw)``.
 
@@ -270,7 +225,7 @@ def uniform_pair(seed, entity, step, draw):
     return u01_from_words(x0, x1), u01_from_words(x2, x3)
 
 
-@_pointwise_using(uniform_pair=uniform_pair)
+@pointwise
 def normal_pair(seed, entity, step, draw):
     """Two independent standard normals for one ``(seed, entity, step, draw)`` (Box–Muller).
 
@@ -291,14 +246,14 @@ def normal_pair(seed, entity, step, draw):
     return r * math.cos(theta), r * math.sin(theta)
 
 
-@_pointwise_using(uniform_pair=uniform_pair)
+@pointwise
 def uniform(seed, entity, step, draw):
     """First uniform of :func:`uniform_pair` (the one :func:`fill_uniform` writes)."""
     u0, u1 = uniform_pair(seed, entity, step, draw)
     return u0
 
 
-@_pointwise_using(uniform_pair=uniform_pair)
+@pointwise
 def normal(seed, entity, step, draw):
     """First normal of :func:`normal_pair` (the one :func:`fill_normal` writes).
 

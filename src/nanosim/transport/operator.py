@@ -71,7 +71,6 @@ class TransportOperator:
         self.grid = grid
         self.scheme = scheme
         self.dtype = np.dtype(dtype)
-        xp = backend.xp
         shape = grid.shape_zyx
         dev = backend.asarray
         self.region = dev(region, np.uint8)
