@@ -31,13 +31,12 @@ import numba
 from numba import prange
 
 from ._compile import NJIT_OPTIONS
-from . import physics, transport
+from . import transport
 from .transport import LEDGER_SIZE
 
 _axis_rate = transport.axis_rate.cpu
 _interior_axis_rate = transport.interior_axis_rate.cpu
-_free_rate = physics.free_rate.cpu
-_bound_rate = physics.bound_rate.cpu
+_voxel_update = transport.explicit_voxel_update.cpu
 _uniform_update = transport.uniform_update.cpu
 
 
@@ -127,13 +126,12 @@ def _general_kernel(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, k
             koff = koff_table[r]
             p = psf[i] if has_ps else 0.0
             s = srcf[i] if has_src else 0.0
-            cn = ci + dt * (t + _free_rate(ci, bi, k, kon, koff, p, cp, s))
-            bn = bi + dt * _bound_rate(ci, bi, kon, koff)
+            cn, bn, loss, exch, srcd = _voxel_update(ci, bi, t, k, kon, koff, p, cp, s, dt)
             of[i] = cn
             obf[i] = bn
-            l_loss += dt * k * ci
-            l_exch += dt * p * (cp - ci)
-            l_src += dt * s
+            l_loss += loss
+            l_exch += exch
+            l_src += srcd
             l_tot += np.float64(cn) + np.float64(bn)
         partial[zy, 0] = l_bnd
         partial[zy, 1] = l_ves

@@ -15,12 +15,11 @@ from __future__ import annotations
 import numpy as np
 from numba import cuda, float64
 
-from . import physics, transport
+from . import transport
 from .transport import LEDGER_SIZE
 
 _axis_rate = transport.axis_rate.cuda
-_free_rate = physics.free_rate.cuda
-_bound_rate = physics.bound_rate.cuda
+_voxel_update = transport.explicit_voxel_update.cuda
 _uniform_update = transport.uniform_update.cuda
 
 THREADS = 256
@@ -76,13 +75,9 @@ def _general_kernel(cf, cbf, of, obf, reg, d_table, k_table, kon_table, koff_tab
             koff = koff_table[r]
             p = psf[i] if has_ps else 0.0
             s = srcf[i] if has_src else 0.0
-            cn = ci + dt * (t + _free_rate(ci, bi, k, kon, koff, p, cp, s))
-            bn = bi + dt * _bound_rate(ci, bi, kon, koff)
+            cn, bn, sh[2, tid], sh[3, tid], sh[4, tid] = _voxel_update(ci, bi, t, k, kon, koff, p, cp, s, dt)
             of[i] = cn
             obf[i] = bn
-            sh[2, tid] = dt * k * ci
-            sh[3, tid] = dt * p * (cp - ci)
-            sh[4, tid] = dt * s
             sh[5, tid] = float64(cn) + float64(bn)
     _block_reduce_add(sh, tid, ledger)
 

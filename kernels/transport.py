@@ -15,7 +15,7 @@ the voxel's own +face (uniform-flow case); on a no-flux wall the flux is zero wh
 from __future__ import annotations
 
 from ._compile import pointwise
-from .physics import face_diffusivity, face_flux
+from .physics import bound_rate, face_diffusivity, face_flux, free_rate
 
 # Ledger slots (float64, amounts in mol/m³ × voxels; multiply by the voxel volume for mol).
 LEDGER_BOUNDARY = 0  #: inflow through fixed-value domain faces
@@ -78,6 +78,18 @@ def interior_axis_rate(c_lo, c0, c_hi, d_lo, d0, d_hi, u_lo, u0, inv_h):
     f_in = face_flux(c_lo, c0, face_diffusivity(d_lo, d0), u_lo, inv_h)
     f_out = face_flux(c0, c_hi, face_diffusivity(d0, d_hi), u0, inv_h)
     return (f_in - f_out) * inv_h
+
+
+@pointwise
+def explicit_voxel_update(ci, bi, t, k, kon, koff, p, cp, s, dt):
+    """Forward-Euler update of one tissue voxel with transport rate ``t`` (mol m⁻³ s⁻¹).
+
+    Returns ``(c', cb', loss, exchange, source)``: the new free and bound values and the step's
+    ledger terms ``dt·k·c``, ``dt·ps·(cp − c)``, ``dt·s`` (mol/m³).
+    """
+    cn = ci + dt * (t + free_rate(ci, bi, k, kon, koff, p, cp, s))
+    bn = bi + dt * bound_rate(ci, bi, kon, koff)
+    return cn, bn, dt * k * ci, dt * p * (cp - ci), dt * s
 
 
 @pointwise
