@@ -160,36 +160,27 @@ def numba_explicit_step(c, cb, c_out, cb_out, region, d_table, k_table, kon_tabl
 # ----------------------------------------------------------------------------------------------
 # Uniform fast path (numba): one diffusivity and one loss rate everywhere, nothing else.
 # ----------------------------------------------------------------------------------------------
-@numba.njit(**NJIT_OPTIONS)
-def _row_neighbours(q, n, kind, v, like):
-    """Neighbour rows of row ``q`` and their ghost coefficients ``value = a·c_nb + b·c + g``.
+def _row_neighbours(n, kind, v, dtype):
+    """Neighbour rows of every row along an axis and their ghost coefficients.
 
-    Returns ``(lo, hi, coef)`` with ``coef = [la, lb, lg, ha, hb, hg]``.
+    Returns ``(lo, hi, coef)``: int64 arrays of the lower/upper neighbour row index and a
+    ``(n, 6)`` array ``[la, lb, lg, ha, hb, hg]`` in the field dtype such that the neighbour value is
+    ``a·c_nb + b·c + g`` (identity ``(1, 0, 0)`` inside; mirror ghost ``(0, −1, 2v)`` on a fixed wall;
+    the row itself on a no-flux wall; wrap-around on a periodic axis).
     """
-    coef = np.zeros(6, dtype=like.dtype)  # field dtype: float32 stencils stay float32
-    coef[0] = 1.0
-    coef[3] = 1.0
-    lo = q - 1
-    hi = q + 1
-    if q == 0:
+    q = np.arange(n)
+    lo, hi = q - 1, q + 1
+    coef = np.zeros((n, 6))
+    coef[:, 0] = 1.0
+    coef[:, 3] = 1.0
+    for end, idx, col in ((0, lo, 0), (n - 1, hi, 3)):
         if kind == 1:
-            lo = n - 1
+            idx[end] = n - 1 - end
         else:
-            lo = q
+            idx[end] = end
             if kind == 2:
-                coef[0] = 0.0
-                coef[1] = -1.0
-                coef[2] = 2.0 * v
-    if q == n - 1:
-        if kind == 1:
-            hi = 0
-        else:
-            hi = q
-            if kind == 2:
-                coef[3] = 0.0
-                coef[4] = -1.0
-                coef[5] = 2.0 * v
-    return lo, hi, coef
+                coef[end, col:col + 3] = (0.0, -1.0, 2.0 * v)
+    return lo, hi, coef.astype(dtype)
 
 
 @numba.njit(fastmath={"reassoc", "nsz"}, **NJIT_OPTIONS)
@@ -224,7 +215,7 @@ def _x_ghost_hi(row, x, nx, kind, v, two):
 
 
 @numba.njit(parallel=True, **NJIT_OPTIONS)
-def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, partial):
+def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial):
     # coef = [α = D dt/h², k dt, β = 1 − 6α − k dt] in the field dtype (float32 stays float32)
     nz, ny, nx = c.shape
     alpha = coef[0]
@@ -232,24 +223,26 @@ def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, partial):
     beta = coef[2]
     two = coef[0] * 0 + 2
     for z in prange(nz):
-        zl, zh, zc = _row_neighbours(np.int64(z), nz, bc_kind[2], bc_value[2], c)
+        zl = zlo[z]
+        zh = zhi[z]
         l_loss = 0.0
         l_tot = 0.0
         interior_z = 0 < z < nz - 1
         for y in range(ny):
-            yl, yh, yc = _row_neighbours(y, ny, bc_kind[1], bc_value[1], c)
-            a1 = yc[0]
-            b1 = yc[1]
-            g1 = yc[2]
-            a2 = yc[3]
-            b2 = yc[4]
-            g2 = yc[5]
-            a3 = zc[0]
-            b3 = zc[1]
-            g3 = zc[2]
-            a4 = zc[3]
-            b4 = zc[4]
-            g4 = zc[5]
+            yl = ylo[y]
+            yh = yhi[y]
+            a1 = yco[y, 0]
+            b1 = yco[y, 1]
+            g1 = yco[y, 2]
+            a2 = yco[y, 3]
+            b2 = yco[y, 4]
+            g2 = yco[y, 5]
+            a3 = zco[z, 0]
+            b3 = zco[z, 1]
+            g3 = zco[z, 2]
+            a4 = zco[z, 3]
+            b4 = zco[z, 4]
+            g4 = zco[z, 5]
             row = c[z, y]
             rym = c[z, yl]
             ryp = c[z, yh]
@@ -326,7 +319,10 @@ def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, 
     if np.any(np.asarray(bc_kind) == 2):
         ledger[transport.LEDGER_BOUNDARY] += _uniform_boundary_inflow(c, alpha, bc_kind, bc_value)
     coef = np.array([alpha, k_per_s * dt, 1.0 - 6.0 * alpha - k_per_s * dt], dtype=c.dtype)
-    _uniform_kernel(c, c_out, coef, bc_kind, bc_value.astype(c.dtype), partial)
+    nz, ny, _ = c.shape
+    ylo, yhi, yco = _row_neighbours(ny, int(bc_kind[1]), float(bc_value[1]), c.dtype)
+    zlo, zhi, zco = _row_neighbours(nz, int(bc_kind[2]), float(bc_value[2]), c.dtype)
+    _uniform_kernel(c, c_out, coef, bc_kind, bc_value.astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco, partial)
     ledger[transport.LEDGER_LOSS] += partial[:, 2].sum()
     ledger[transport.LEDGER_TOTAL] += partial[:, 5].sum()
 
