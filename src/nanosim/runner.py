@@ -102,6 +102,8 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
     output = Path(output) if output is not None else Path(tempfile.mkdtemp(prefix="nanosim-")) / "results.h5"
     ckpt = checkpoint_path(output)
     be = get_backend(backend or scenario.backend)
+    if not resume and not overwrite and output.exists():  # before the (possibly long) model build
+        raise FileExistsError(f"results file {output} already exists; use --overwrite or -o another path")
     dtype = be.default_dtype(scenario.precision)
     model = build_model(scenario, be, dtype)
     dt, every = choose_dt(scenario, model)
@@ -126,11 +128,20 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
                   "dtype": np.dtype(dtype).name, "scheme": scenario.transport.scheme, "dt_s": dt,
                   "substeps": model.op.substeps(dt)}
     field_names = [f for f in scenario.output.fields if f in ("free_drug", "bound_drug")]
-    writer = ResultsWriter(output, shape_zyx=model.grid.shape_zyx, voxel_size_m=model.grid.voxel_size_m,
-                           origin_m=model.grid.origin_m, field_names=field_names, dtype=dtype,
-                           scenario_text=text, scenario_json=sjson, provenance=provenance,
-                           overwrite=overwrite, resume_after_s=resumed_from)
-    sim = Simulation(model, dt, float(scenario.time.stop_s))
+    try:
+        writer = ResultsWriter(output, shape_zyx=model.grid.shape_zyx, voxel_size_m=model.grid.voxel_size_m,
+                               origin_m=model.grid.origin_m, field_names=field_names, dtype=dtype,
+                               scenario_text=text, scenario_json=sjson, provenance=provenance,
+                               overwrite=overwrite, resume_after_s=resumed_from)
+    except (FileNotFoundError, ValueError) as exc:
+        if resumed_from is None:
+            raise
+        raise ResumeError(str(exc)) from None
+    if resumed_from is None:
+        # a checkpoint left by an earlier run into this path belongs to the file just replaced
+        ckpt.unlink(missing_ok=True)
+    # dt divides the output interval: aligning on it puts the outputs exactly on its multiples
+    sim = Simulation(model, dt, float(scenario.time.stop_s), align_s=every)
     try:
         if resumed_from is None:
             if "region" in scenario.output.fields:
@@ -151,10 +162,27 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
         try:
             sim.run()
         except KeyboardInterrupt:
-            ck(sim)
+            # the loop defers Ctrl-C to the end of a step; a state caught mid-step is not saved
+            saved = sim.consistent and model.step_index > 0
+            if saved:
+                ck(sim)
             writer.finish("interrupted", {"time_s": model.time_s, "step_index": model.step_index})
-            raise RunInterrupted(f"interrupted at t = {model.time_s:g} s; state saved to {ckpt}. "
+            if saved:
+                where = f"state saved to {ckpt}"
+            elif ckpt.exists():
+                where = f"state not saved; the last checkpoint, {ckpt}, is kept"
+            else:
+                raise RunInterrupted(f"interrupted at t = {model.time_s:g} s before any checkpoint; "
+                                     "run again from the start (with --overwrite)") from None
+            raise RunInterrupted(f"interrupted at t = {model.time_s:g} s; {where}. "
                                  f"Continue with: nanosim run ... -o {output} --resume") from None
+        except Exception as exc:
+            try:
+                writer.finish("failed", {"error": f"{type(exc).__name__}: {exc}", "time_s": model.time_s,
+                                         "step_index": model.step_index})
+            except Exception:
+                pass  # the run's own error matters more than the bookkeeping
+            raise
         ck(sim)
         final = model.metrics()
         info = RunInfo(output=str(output), checkpoint=str(ckpt), backend=be.name, dtype=np.dtype(dtype).name,

@@ -3,9 +3,11 @@
 Example::
 
     $ nanosim run scenarios/quickstart.toml -o quickstart.vtkhdf
-    ███████████████████████████████ 100.0%  t = 40/40 s  step 9630/9630  11.3 s elapsed, ETA 0.0 s
-    quickstart.vtkhdf: 11 outputs from 0 to 40 s, numba float64 explicit, 9630 steps in 11.3 s
-    metric                              value
+    ██████████████████████████████ 100.0%  t = 30/30 s  step 15210/15210  6.7 s elapsed, ETA 0.0 s
+    quickstart.vtkhdf: numba float64 explicit, 15210 steps of 0.001972 s (1 sub-step each) in 6.74 s
+    metric                       final value
+    -----------------------------------------
+    time_s                       30
     ...
 
 With ``--json`` one JSON document goes to stdout: output path, wall time, steps, final metrics.
@@ -72,21 +74,28 @@ def main(args) -> int:
     quiet = args.quiet or args.json
     progress = not quiet and err.isatty()
     log = None if quiet else (lambda m: print(m, file=err))
+
+    def fail(code, kind, message, prefix):
+        if args.json:  # still exactly one JSON document on stdout
+            print(json.dumps({"ok": False, "error": kind, "message": str(message), "exit_code": code}))
+        print(f"{prefix}{message}", file=err)
+        return code
+
     try:
         info = run_scenario(scenario, output, args.backend, overwrite=args.overwrite, resume=args.resume,
                             progress=progress, log=log)
     except BackendUnavailable as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_BACKEND
-    except (FileExistsError, ResumeError) as exc:
-        print(f"error: {exc}", file=err)
-        return EXIT_FAILED
+        return fail(EXIT_BACKEND, "backend unavailable", exc, "error: ")
+    except FileExistsError as exc:
+        return fail(EXIT_FAILED, "output exists", exc, "error: ")
+    except OSError as exc:  # e.g. the output folder does not exist or cannot be written
+        return fail(EXIT_FAILED, "file error", exc, "error: ")
+    except ResumeError as exc:
+        return fail(EXIT_FAILED, "cannot resume", exc, "error: ")
     except RunInterrupted as exc:
-        print(f"\n{exc}", file=err)
-        return EXIT_INTERRUPTED
+        return fail(EXIT_INTERRUPTED, "interrupted", exc, "\n")
     except GuardError as exc:
-        print(f"\nrun stopped: {exc}", file=err)
-        return EXIT_FAILED
+        return fail(EXIT_FAILED, "run stopped by a guard", exc, "\nrun stopped: ")
     if args.json:
         print(json.dumps({"ok": True, "output": info.output, "wall_time_s": info.wall_time_s, "steps": info.steps,
                           "dt_s": info.dt_s, "substeps": info.substeps, "backend": info.backend, "dtype": info.dtype,
