@@ -5,11 +5,8 @@ This is the thin driver behind ``nanosim run`` and :func:`nanosim.run`.
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
