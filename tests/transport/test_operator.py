@@ -252,3 +252,11 @@ def test_steady_point_source_with_uptake():
         m = (r >= lo * ell) & (r < hi * ell)
         exact = q * np.exp(-r[m] / ell) / (4 * np.pi * D * r[m])
         assert abs(np.mean(c[m] / exact) - 1) < 0.01, (lo, hi)
+
+
+def test_operator_gpu_path_matches_numba_in_simulator():
+    script = Path(__file__).parent / "cudasim_operator.py"
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count(" ok") == 4, res.stdout

@@ -82,6 +82,7 @@ class TransportOperator:
         self.bc_kind = dev(np.asarray(bc_kind, np.int64))
         self.bc_value = dev(np.asarray(bc_value, np.float64))
         self._bc_kind_host = np.asarray(bc_kind, np.int64)
+        self._bc_value_host = np.asarray(bc_value, np.float64)
         dummy = dev(np.zeros(1, self.dtype))
         self.has_ps = ps is not None and bool(np.any(np.asarray(ps) != 0))
         self.ps = dev(ps, self.dtype) if self.has_ps else dummy
@@ -139,9 +140,8 @@ class TransportOperator:
             if name == "cupy":
                 from nanosim.kernels import implicit_cuda
 
-                self._implicit = implicit_cuda.implicit_step
-                self._work = implicit_cuda.make_workspace(shape, self.dtype)
-                self._dev_ledger = self.backend.zeros(LEDGER_SIZE, np.float64)
+                self._implicit = implicit_cuda.cuda_implicit_step
+                self._work = implicit_cuda.make_cuda_workspace(shape, self.dtype)
             elif name == "numba":
                 self._implicit = _implicit.numba_implicit_step
                 self._work = _implicit.make_workspace(shape, self.dtype)
@@ -185,14 +185,16 @@ class TransportOperator:
                 led[5] = 0.0  # only the last total counts
                 self._explicit_once(sub, cp, led)
         else:
+            # the implicit step takes its small tables, walls and ledger on the host on every backend
+            d, k, kon, koff = self._tables_host
             self._run_backend(lambda L: self._implicit(
-                self.c, self.cb, self.region, self.d_table, self.k_table, self.kon_table, self.koff_table,
-                self.ps, self.has_ps, self.src, self.has_src, self.fixed, self.has_fixed, cp, self.u,
-                self.has_u, self.bc_kind, self.bc_value, h, dt, self._work, L), led)
+                self.c, self.cb, self.region, d, k, kon, koff, self.ps, self.has_ps, self.src, self.has_src,
+                self.fixed, self.has_fixed, cp, self.u, self.has_u, self._bc_kind_host, self._bc_value_host,
+                h, dt, self._work, L), led, host_ledger=True)
         return led * vol
 
-    def _run_backend(self, fn, led):
-        if self.backend.is_gpu:
+    def _run_backend(self, fn, led, host_ledger=False):
+        if self.backend.is_gpu and not host_ledger:
             self._dev_ledger[:] = 0.0
             fn(self._dev_ledger)
             step_led = self.backend.to_host(self._dev_ledger)
