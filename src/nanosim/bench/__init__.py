@@ -107,13 +107,17 @@ def run_benchmarks(backends=None, quick=False, *, progress=False, only=None) -> 
         backends=resolve_backends(backends), quick=quick,
         shapes=SHAPES_QUICK if quick else SHAPES, dtypes=(np.float32, np.float64),
         **(TIMING_QUICK if quick else TIMING))
-    names = list(REGISTRY) if only is None else [n for n in REGISTRY if n in set(only) | {"memory"}]
     unknown = set(only or ()) - set(REGISTRY)
     if unknown:
         raise ValueError(f"unknown benchmark(s) {sorted(unknown)}: choose from {list(REGISTRY)}")
+    names = list(REGISTRY) if only is None else [n for n in REGISTRY if n in set(only) | {"memory"}]
     for name in names:
         for rec in REGISTRY[name].fn(ctx):
             ctx.records.append(rec)
             if progress:
                 print(_progress_line(rec), file=sys.stderr, flush=True)
+    for name in names:
+        if REGISTRY[name].finish is not None:
+            REGISTRY[name].finish(ctx)
+    ctx.apply_roofs()
     return apply_goals([r.as_dict() for r in ctx.records])

@@ -17,9 +17,17 @@ def add_parser(sub):
 
 
 def main(args) -> int:
-    from ..bench import format_table, run_benchmarks
+    import sys
 
-    records = run_benchmarks(backends=args.backend, quick=args.quick)
+    from ..backends import BackendUnavailable
+    from ..bench import format_table, run_benchmarks
+    from . import EXIT_BACKEND
+
+    try:
+        records = run_benchmarks(backends=args.backend, quick=args.quick, progress=not args.json)
+    except BackendUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BACKEND
     if args.json:
         print(json.dumps(records, indent=2))
     else:

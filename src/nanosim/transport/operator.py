@@ -209,8 +209,9 @@ class TransportOperator:
         if self.uniform:
             d, k = self._uniform_dk
             extra = {} if self.backend.name != "numba" else {"partial": self._partial_z}
-            self._run_backend(lambda L: self._uniform_fn(self.c, self.c_out, d, k, self.bc_kind,
-                                                         self.bc_value, h, dt, L, **extra), led)
+            # the uniform step takes its wall codes and values on the host on every backend
+            self._run_backend(lambda L: self._uniform_fn(self.c, self.c_out, d, k, self._bc_kind_host,
+                                                         self._bc_value_host, h, dt, L, **extra), led)
             self.c, self.c_out = self.c_out, self.c
             # the bound pool is untouched on the uniform path (no binding), total excludes it only
             # when it is zero everywhere, which holds: cb starts at 0 and nothing binds

@@ -1,0 +1,142 @@
+r"""The memory-bandwidth roof: how many bytes per second this machine can stream.
+
+A kernel that must move ``B`` bytes per voxel-update cannot do more than ``roof / B`` updates per
+second; its *roof fraction* is ``updates/s × B / roof``. The roof is measured, not looked up:
+
+- ``memory_copy`` numpy: ``np.copyto`` of two float64 arrays of 256 MiB (one thread);
+- ``memory_copy`` numba: the same copy as a ``prange`` loop (all Numba threads);
+- ``memory_scale`` numba: ``dst = s·src`` (STREAM's scale): the copy's traffic pattern with the
+  ordinary stores that the kernels use;
+- ``memory_triad`` numba: ``a = b + s·c`` over three 256 MiB arrays (STREAM's triad);
+- ``memory_copy`` cupy: a device-to-device copy of two 256 MiB arrays.
+
+Bytes counted are bytes read plus bytes written (2 per copied byte, 3 per triad element byte).
+Both copies end up in ``memcpy`` (LLVM turns the ``prange`` loop into one call per thread),
+whose non-temporal stores on large arrays write memory without first reading it; scale and
+triad use ordinary stores, so they also move an uncounted write-allocate read of the output
+(their true traffic is 3/2 and 4/3 of the figure). The CPU roof is the best of the CPU figures,
+the GPU roof the cupy copy. Each is measured twice, before and after the
+kernels, and the better figure is kept (``samples``: 2).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba import prange
+
+from ..backends import get_backend
+from .record import benchmark, roof_key
+
+#: Bytes of each array of the roof measurement (full run and quick run).
+ARRAY_BYTES = 256 * 2**20
+ARRAY_BYTES_QUICK = 64 * 2**20
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _numba_copy(src, dst):
+    for i in prange(src.size):
+        dst[i] = src[i]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _numba_scale(dst, src, s):
+    for i in prange(src.size):
+        dst[i] = s * src[i]
+
+
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _numba_triad(a, b, c, s):
+    for i in prange(a.size):
+        a[i] = b[i] + s * c[i]
+
+
+def _record(ctx, name, backend, arrays, bytes_per_call, fn, note):
+    timing = ctx.time(fn, backend)
+    a = arrays[0]
+    return ctx.throughput(name, backend, a.dtype, (a.size,), timing, items=bytes_per_call / 1e9,
+                          unit="GB/s", method=note, bytes_per_repeat=bytes_per_call,
+                          array_MiB=a.nbytes / 2**20)
+
+
+def _cpu_cases(ctx, n):
+    # the CPU roof is a property of the machine: every CPU method runs whichever CPU backend was
+    # asked for, each filed under the backend whose code ran it
+    np_be, nb_be = get_backend("numpy"), get_backend("numba")
+    src = np.full(n, 1.0)
+    dst = np.zeros(n)
+    yield _record(ctx, "memory_copy", np_be, (src, dst), 2 * src.nbytes,
+                  lambda: np.copyto(dst, src), "np.copyto (one thread)")
+    yield _record(ctx, "memory_copy", nb_be, (src, dst), 2 * src.nbytes,
+                  lambda: _numba_copy(src, dst),
+                  f"prange copy loop, compiled to memcpy ({numba.get_num_threads()} threads)")
+    yield _record(ctx, "memory_scale", nb_be, (src, dst), 2 * src.nbytes,
+                  lambda: _numba_scale(dst, src, 0.5),
+                  f"prange dst = s*src, ordinary stores ({numba.get_num_threads()} threads)")
+    a = dst
+    c = np.full(n, 2.0)
+    yield _record(ctx, "memory_triad", nb_be, (a, src, c), 3 * src.nbytes,
+                  lambda: _numba_triad(a, src, c, 0.5),
+                  f"prange a = b + s*c ({numba.get_num_threads()} threads)")
+
+
+def _gpu_cases(ctx, n):
+    be = ctx.backends["cupy"]
+    xp = be.xp
+    src = xp.full(n, 1.0)
+    dst = xp.zeros(n)
+    yield _record(ctx, "memory_copy", be, (src, dst), 2 * src.nbytes,
+                  lambda: xp.copyto(dst, src), "cupy.copyto (device to device)")
+
+
+def _measure(ctx):
+    """Yield ``(roof key, record)`` for every bandwidth method of every device in use."""
+    n = (ARRAY_BYTES_QUICK if ctx.quick else ARRAY_BYTES) // 8
+    if "numpy" in ctx.backends or "numba" in ctx.backends:
+        for rec in _cpu_cases(ctx, n):
+            yield roof_key("numba"), rec
+    if "cupy" in ctx.backends:
+        for rec in _gpu_cases(ctx, n):
+            yield roof_key("cupy"), rec
+
+
+def _set_roofs(ctx, found):
+    """Make the best record of each device its roof; every record's fraction is value / roof."""
+    for key in set(k for k, _ in found):
+        recs = [r for k, r in found if k == key]
+        best = max(recs, key=lambda r: r.value)
+        ctx.roofs[key] = best.value * 1e9
+        for rec in recs:
+            rec.roof_fraction = rec.value / best.value
+            rec.extra["roof"] = rec is best
+
+
+def _remeasure(ctx):
+    """Measure the bandwidth again after the kernels and keep the better of the two figures.
+
+    The bandwidth a virtual machine gets varies with its neighbours' load from minute to minute;
+    two samples, at the start and at the end of the run, make an accidentally low roof (and so
+    flattering roof fractions) less likely.
+    """
+    found = []
+    for key, new in _measure(ctx):
+        old = ctx.find(new.name, new.backend, new.dtype, new.shape)
+        if old is None:
+            continue
+        samples = old.extra["samples"] + 1
+        if new.value > old.value:
+            old.value, old.extra = new.value, new.extra
+        old.extra["samples"] = samples
+        found.append((key, old))
+    _set_roofs(ctx, found)
+
+
+@benchmark("memory", finish=_remeasure)
+def memory_bandwidth(ctx):
+    """Memory-bandwidth roof: large copies (and a triad) on every device in use."""
+    found = []
+    for key, rec in _measure(ctx):
+        rec.extra["samples"] = 1
+        found.append((key, rec))
+        _set_roofs(ctx, found)  # a provisional roof for the progress lines
+        yield rec

@@ -1,0 +1,170 @@
+"""``nanosim bench``: record form, timing rule, table, goals, and the command line."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from nanosim.backends import BackendUnavailable, available_backends
+from nanosim.bench import (GOALS, REGISTRY, Record, apply_goals, benchmark, format_table,
+                           run_benchmarks, time_call)
+
+REQUIRED = {"name": str, "backend": str, "dtype": str, "shape": list, "value": float, "unit": str}
+KERNELS = ("explicit_uniform", "explicit_general", "implicit", "implicit_general", "rng_normal")
+
+
+@pytest.fixture(scope="module")
+def quick_records():
+    """One quick run on the two CPU backends, shared by the tests below."""
+    return run_benchmarks(backends=["numpy", "numba"], quick=True)
+
+
+def test_quick_records_have_the_required_form(quick_records):
+    assert quick_records
+    for rec in quick_records:
+        for key, typ in REQUIRED.items():
+            assert isinstance(rec[key], typ), (key, rec)
+        assert rec["backend"] in ("numpy", "numba")
+        assert all(isinstance(n, int) and n > 0 for n in rec["shape"])
+        assert math.isfinite(rec["value"]) and rec["value"] > 0, rec
+        if "roof_fraction" in rec:
+            assert 0 < rec["roof_fraction"] <= 1.5, rec
+    json.dumps(quick_records, allow_nan=False)  # plain JSON, no NaN/inf
+
+
+def test_quick_run_measures_every_kernel_on_both_cpu_backends(quick_records):
+    seen = {(r["name"], r["backend"], r["dtype"], tuple(r["shape"])) for r in quick_records}
+    for name in ("explicit_uniform", "explicit_general", "implicit", "implicit_general"):
+        for backend in ("numpy", "numba"):
+            for dtype in ("float32", "float64"):
+                assert (name, backend, dtype, (32, 32, 32)) in seen
+        assert (f"{name}_speedup", "numba", "float32", (32, 32, 32)) in seen
+    for backend in ("numpy", "numba"):
+        assert ("rng_normal", backend, "float64", (2**14,)) in seen
+
+
+def test_roof_is_the_best_measured_bandwidth(quick_records):
+    mem = [r for r in quick_records if r["name"].startswith("memory_")]
+    assert {(r["name"], r["backend"]) for r in mem} == {
+        ("memory_copy", "numpy"), ("memory_copy", "numba"), ("memory_scale", "numba"),
+        ("memory_triad", "numba")}
+    best = max(mem, key=lambda r: r["value"])
+    assert best["roof"] and best["roof_fraction"] == 1.0
+    assert sum(r["roof"] for r in mem) == 1
+    assert all(r["samples"] == 2 for r in mem)  # before and after the kernels
+    for rec in quick_records:
+        if rec["name"] in KERNELS[:-1]:
+            assert rec["roof_GBps"] == pytest.approx(best["value"])
+            # the fraction is the bytes it must move at its rate, over the roof
+            moved = rec["value"] * rec["bytes_per_update"] / 1e9
+            assert rec["roof_fraction"] == pytest.approx(moved / best["value"])
+
+
+def test_bytes_per_update_follow_the_stated_model(quick_records):
+    expected = {"explicit_uniform": (8, 16), "explicit_general": (22, 42), "implicit": (41, 81),
+                "implicit_general": (52, 96)}
+    for rec in quick_records:
+        if rec["name"] in expected:
+            f32, f64 = expected[rec["name"]]
+            assert rec["bytes_per_update"] == (f32 if rec["dtype"] == "float32" else f64)
+            assert rec["bytes_model"]
+    # outputs written without being read first cost a write-allocate read each on a CPU
+    outputs = {"explicit_uniform": 1, "explicit_general": 2}
+    for rec in quick_records:
+        if rec["name"] in outputs:
+            wa = outputs[rec["name"]] * (4 if rec["dtype"] == "float32" else 8)
+            assert rec["write_allocate_bytes_per_update"] == wa
+            ratio = (rec["bytes_per_update"] + wa) / rec["bytes_per_update"]
+            assert rec["roof_fraction_with_write_allocate"] == pytest.approx(
+                rec["roof_fraction"] * ratio)
+        elif rec["name"] in expected:
+            assert "write_allocate_bytes_per_update" not in rec
+
+
+def test_timing_fields(quick_records):
+    for rec in quick_records:
+        if "_speedup" in rec["name"]:
+            assert rec["unit"] == "x" and rec["baseline"] == "numpy"
+            assert rec["value"] == pytest.approx(rec["numba_value"] / rec["numpy_value"])
+            continue
+        assert rec["repeats"] >= 3
+        assert 0 < rec["seconds"] <= rec["seconds_median"]
+
+
+def test_time_call_repeats_until_both_minimums():
+    calls = []
+    t = time_call(lambda: calls.append(1), min_time_s=0.0, min_repeats=5)
+    assert t.repeats == 5 and len(calls) == 6  # one untimed warm-up
+    t = time_call(lambda: sum(range(10_000)), min_time_s=0.05, min_repeats=1)
+    assert t.total_s >= 0.05 and t.best_s <= t.median_s
+
+
+def test_record_as_dict():
+    rec = Record("x", "numba", "float32", (4, 4, 4), 2.5, "voxel-updates/s", 0.5, {"seconds": 1.0})
+    assert rec.as_dict() == {"name": "x", "backend": "numba", "dtype": "float32",
+                             "shape": [4, 4, 4], "value": 2.5, "unit": "voxel-updates/s",
+                             "roof_fraction": 0.5, "seconds": 1.0}
+    assert "roof_fraction" not in Record("y", "numpy", "float64", (8,), 1.0, "x").as_dict()
+
+
+def test_goals_are_marked_not_asserted():
+    g = {goal.name: goal for goal in GOALS}
+    shape = list(g["implicit"].shape)
+    recs = [{"name": "implicit", "backend": "numba", "dtype": "float64", "shape": shape,
+             "value": 2e7, "unit": "voxel-updates/s"},
+            {"name": "implicit", "backend": "numpy", "dtype": "float64", "shape": shape,
+             "value": 2e7, "unit": "voxel-updates/s"}]
+    apply_goals(recs)
+    assert recs[0]["goal_met"] is False and "goal" in recs[0]
+    assert "goal" not in recs[1]
+    assert "MISSED" in format_table(recs)
+
+
+def test_format_table_is_aligned(quick_records):
+    lines = format_table(quick_records).splitlines()
+    assert len(lines) == len(quick_records) + 2
+    header = lines[0]
+    for col in ("benchmark", "backend", "dtype", "shape", "value", "unit", "roof"):
+        assert col in header
+    # every column starts at the same offset in every row
+    starts = [i for i in range(1, len(lines[1])) if lines[1][i] == "-" and lines[1][i - 1] == " "]
+    for line in lines[2:]:
+        for s in starts:
+            assert s > len(line) or line[s - 1] == " ", (s, line)
+
+
+def test_registry_accepts_new_benchmarks():
+    @benchmark("test_constant")
+    def constant(ctx):
+        """A benchmark yielding one fixed record."""
+        yield Record("test_constant", "numpy", "float64", (1,), 1.0, "x")
+
+    try:
+        recs = run_benchmarks(backends=["numpy"], quick=True, only=["test_constant"])
+        assert recs[-1]["name"] == "test_constant"
+        assert {r["name"] for r in recs} <= {"memory_copy", "memory_scale", "memory_triad",
+                                             "test_constant"}
+    finally:
+        del REGISTRY["test_constant"]
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        run_benchmarks(backends=["numpy"], quick=True, only=["no_such_benchmark"])
+
+
+@pytest.mark.skipif(available_backends()["cupy"].startswith("ok"), reason="a GPU is usable here")
+def test_unavailable_backend_asked_for_raises():
+    with pytest.raises(BackendUnavailable):
+        run_benchmarks(backends=["cupy"], quick=True)
+
+
+def test_cli_quick_json():
+    proc = subprocess.run([sys.executable, "-m", "nanosim", "bench", "--quick", "--json"],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    recs = json.loads(proc.stdout)
+    assert isinstance(recs, list) and recs
+    assert all(set(REQUIRED) <= set(r) for r in recs)
+    assert {"numpy", "numba"} <= {r["backend"] for r in recs}
