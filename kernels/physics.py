@@ -45,17 +45,6 @@ def face_flux(c_a, c_b, d_face, u_face, inv_h):
 
 
 @pointwise
-def ghost_value(c_inside, c_neighbour, a, b, g):
-    """Neighbour value seen across a face: ``a·c_neighbour + b·c_inside + g``.
-
-    Interior and periodic faces use ``(1, 0, 0)`` with the real neighbour; a no-flux wall uses
-    ``(1, 0, 0)`` with the voxel itself as neighbour (zero gradient); a fixed value ``v`` on the
-    wall uses the mirror ghost ``(0, −1, 2v)``, second-order accurate at the face.
-    """
-    return a * c_neighbour + b * c_inside + g
-
-
-@pointwise
 def free_rate(c, cb, k_loss, kon, koff, ps, cp, src):
     """Reaction rate of the free pool (mol m⁻³ s⁻¹), see module docstring."""
     return -k_loss * c + ps * (cp - c) + src - kon * c + koff * cb

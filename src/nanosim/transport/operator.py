@@ -213,8 +213,7 @@ class TransportOperator:
             self._run_backend(lambda L: self._uniform_fn(self.c, self.c_out, d, k, self._bc_kind_host,
                                                          self._bc_value_host, h, dt, L, **extra), led)
             self.c, self.c_out = self.c_out, self.c
-            # the bound pool is untouched on the uniform path (no binding), total excludes it only
-            # when it is zero everywhere, which holds: cb starts at 0 and nothing binds
+            # no binding on this path: cb stays 0 and the kernel's total Σc is the whole amount
         else:
             extra = {} if self.backend.name != "numba" else {"partial": self._partial}
             self._run_backend(lambda L: self._general(
