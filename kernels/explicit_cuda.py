@@ -106,7 +106,7 @@ def explicit_step(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, kof
 
 
 @cuda.jit
-def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ledger):
+def _uniform_kernel(c, c_out, alpha, kdt, beta, kind0, kind1, kind2, v0, v1, v2, ledger):
     sh = cuda.shared.array((LEDGER_SIZE, THREADS), float64)
     tid = cuda.threadIdx.x
     nz, ny, nx = c.shape
@@ -118,16 +118,15 @@ def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ledger):
         y = (i // nx) % ny
         z = i // (nx * ny)
         cc = c[z, y, x]
-        two = coef[0] * 0 + 2
-        alpha = coef[0]
+        two = alpha * 0 + 2
         s6 = cc * 0
         bnd = 0.0
         # neighbours along x, y, z with the wall rule of the CPU kernel
         for a in range(3):
             n = nx if a == 0 else (ny if a == 1 else nz)
             q = x if a == 0 else (y if a == 1 else z)
-            kind = bc_kind[a]
-            v = bc_value[a]
+            kind = kind0 if a == 0 else (kind1 if a == 1 else kind2)
+            v = v0 if a == 0 else (v1 if a == 1 else v2)
             for side in range(2):
                 if side == 0:
                     qn = q - 1
@@ -151,10 +150,10 @@ def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ledger):
                     bnd += 2.0 * float64(alpha) * (float64(v) - float64(cc))
                 else:
                     s6 += cc
-        cn = _uniform_update(cc, s6, alpha, coef[2])
+        cn = _uniform_update(cc, s6, alpha, beta)
         c_out[z, y, x] = cn
         sh[0, tid] = bnd
-        sh[2, tid] = float64(coef[1]) * float64(cc)
+        sh[2, tid] = float64(kdt) * float64(cc)
         sh[5, tid] = float64(cn)
     _block_reduce_add(sh, tid, ledger)
 
@@ -165,6 +164,10 @@ def uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger
     n = nx * ny * nz
     blocks = (n + THREADS - 1) // THREADS
     alpha = d_m2_per_s * dt / h**2
-    coef = np.array([alpha, k_per_s * dt, 1.0 - 6.0 * alpha - k_per_s * dt], dtype=c.dtype)
-    _uniform_kernel[blocks, THREADS](c, c_out, cuda.to_device(coef), bc_kind,
-                                     np.asarray(bc_value, dtype=c.dtype), ledger)
+    # coefficients and wall codes travel as kernel arguments (scalars): no host-device copy per step
+    t = c.dtype.type
+    bc_kind, bc_value = (a.get() if hasattr(a, "get") else a for a in (bc_kind, bc_value))
+    kind = [int(k) for k in np.asarray(bc_kind).reshape(-1)[:3]]
+    val = [t(v) for v in np.asarray(bc_value, dtype=np.float64).reshape(-1)[:3]]
+    _uniform_kernel[blocks, THREADS](c, c_out, t(alpha), t(k_per_s * dt), t(1.0 - 6.0 * alpha - k_per_s * dt),
+                                     *kind, *val, ledger)

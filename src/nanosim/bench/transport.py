@@ -135,7 +135,7 @@ def _implicit_kernels(name):
             raise Skip("this install has no CUDA implicit kernel")
         from ..kernels import implicit_cuda
 
-        return implicit_cuda.implicit_step, implicit_cuda.make_workspace
+        return implicit_cuda.cuda_implicit_step, implicit_cuda.make_cuda_workspace
     step = implicit.numba_implicit_step if name == "numba" else implicit.numpy_implicit_step
     return step, implicit.make_workspace
 
@@ -143,7 +143,7 @@ def _implicit_kernels(name):
 def _explicit_uniform_case(ctx, be, dtype, shape):
     uniform_step, _ = _explicit_kernels(be.name)
     bufs = [_field(be, shape, dtype), be.zeros(shape, dtype)]
-    bc_kind = be.asarray(np.array(BC_KIND, np.int64))
+    bc_kind = np.array(BC_KIND, np.int64)  # host: the uniform drivers take wall codes as scalars
     bc_value = np.zeros(3)  # host array: the drivers convert it to the field dtype themselves
     ledger = _ledger(be)
     extra = {"partial": np.zeros((shape[0], LEDGER_SIZE))} if be.name == "numba" else {}

@@ -181,9 +181,18 @@ class TransportOperator:
         if self.scheme == "explicit":
             n = self.substeps(dt)
             sub = dt / n
-            for _ in range(n):
-                led[5] = 0.0  # only the last total counts
-                self._explicit_once(sub, cp, led)
+            if self.backend.is_gpu:
+                # the device ledger adds up every sub-step and comes back once per step (one sync)
+                dev = self._dev_ledger
+                dev[:] = 0.0
+                for _ in range(n):
+                    dev[5:] = 0.0  # only the last total counts
+                    self._explicit_once(sub, cp, dev, on_device=True)
+                led[:] = self.backend.to_host(dev)
+            else:
+                for _ in range(n):
+                    led[5] = 0.0  # only the last total counts
+                    self._explicit_once(sub, cp, led)
         else:
             # the implicit step takes its small tables, walls and ledger on the host on every backend
             d, k, kon, koff = self._tables_host
@@ -193,7 +202,10 @@ class TransportOperator:
                 h, dt, self._work, L), led, host_ledger=True)
         return led * vol
 
-    def _run_backend(self, fn, led, host_ledger=False):
+    def _run_backend(self, fn, led, host_ledger=False, on_device=False):
+        if on_device:
+            fn(led)  # ``led`` is the device ledger: the kernel adds to it
+            return
         if self.backend.is_gpu and not host_ledger:
             self._dev_ledger[:] = 0.0
             fn(self._dev_ledger)
@@ -204,14 +216,14 @@ class TransportOperator:
         led[:5] += step_led[:5]
         led[5] = step_led[5]
 
-    def _explicit_once(self, dt, cp, led):
+    def _explicit_once(self, dt, cp, led, on_device=False):
         h = self.grid.voxel_size_m
         if self.uniform:
             d, k = self._uniform_dk
             extra = {} if self.backend.name != "numba" else {"partial": self._partial_z}
             # the uniform step takes its wall codes and values on the host on every backend
             self._run_backend(lambda L: self._uniform_fn(self.c, self.c_out, d, k, self._bc_kind_host,
-                                                         self._bc_value_host, h, dt, L, **extra), led)
+                                                         self._bc_value_host, h, dt, L, **extra), led, on_device=on_device)
             self.c, self.c_out = self.c_out, self.c
             # no binding on this path: cb stays 0 and the kernel's total Σc is the whole amount
         else:
@@ -220,7 +232,7 @@ class TransportOperator:
                 self.c, self.cb, self.c_out, self.cb_out, self.region, self.d_table, self.k_table,
                 self.kon_table, self.koff_table, self.ps, self.has_ps, self.src, self.has_src,
                 self.fixed, self.has_fixed, cp, self.u, self.has_u, self.bc_kind, self.bc_value,
-                h, dt, L, **extra), led)
+                h, dt, L, **extra), led, on_device=on_device)
             self.c, self.c_out = self.c_out, self.c
             self.cb, self.cb_out = self.cb_out, self.cb
 
