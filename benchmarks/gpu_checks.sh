@@ -23,5 +23,5 @@ for be in cupy numba; do
         "$out/quickstart-$be.json"
     rm -f "$out/q-$be.vtkhdf" "$out/q-$be.vtkhdf.ckpt"
 done
-$py benchmarks/run_benchmarks.py --output-dir "$out" --max-load 100 2>"$out/bench-progress.txt"
+$py benchmarks/run_benchmarks.py --backend cupy --backend numba --output-dir "$out" --max-load 100 2>"$out/bench-progress.txt"
 echo "bench: exit $?"
