@@ -1,0 +1,1 @@
+"""Fluid mechanics: blood flow in the vessel network and interstitial fluid in the tissue."""
