@@ -146,6 +146,17 @@ DIMENSIONS: dict[str, Dimension] = {
         Dimension("viscosity", _dim(length=-1, time=-1, mass=1), "Pa*s", "1.2 mPa*s", (("Pa·s", 1.0),)),
         Dimension("area", _dim(length=2), "m^2", "1 um^2", (("m²", 1.0),)),
         Dimension("volume", _dim(length=3), "m^3", "1 uL", (("m³", 1.0),)),
+        Dimension("inverse length", _dim(length=-1), "1/m", "200 1/cm", (("1/m", 1.0), ("1/cm", 100.0))),
+        Dimension("volume flow", _dim(length=3, time=-1), "m^3/s", "1 nl/min", (("m³/s", 1.0),)),
+        # Darcy: u = -K grad p, K in m²/(Pa·s) (Baxter & Jain 1989 quote cm²/(mmHg·s))
+        Dimension("hydraulic conductivity", _dim(length=3, time=1, mass=-1), "m^2/(Pa*s)",
+                  "4.13e-8 cm^2/(mmHg*s)", (("m²/(Pa·s)", 1.0),)),
+        # Starling: J/S = L_p Δp, L_p in m/(Pa·s) (Baxter & Jain 1989 quote cm/(mmHg·s))
+        Dimension("hydraulic permeability", _dim(length=2, time=1, mass=-1), "m/(Pa*s)",
+                  "2.8e-7 cm/(mmHg*s)", (("m/(Pa·s)", 1.0),)),
+        # lymphatic drainage L_pL S_L/V in 1/(Pa·s) (Baxter & Jain 1989 quote 1/(mmHg·s))
+        Dimension("lymphatic coefficient", _dim(length=1, time=1, mass=-1), "1/(Pa*s)",
+                  "1.33e-5 1/(mmHg*s)", (("1/(Pa·s)", 1.0),)),
     )
 }
 _BY_EXPONENTS: dict[Dim, Dimension] = {}

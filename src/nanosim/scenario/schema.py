@@ -30,16 +30,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     Strict,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from nanosim.units import format_number, format_quantity, format_vector, quantity
 
@@ -71,73 +68,12 @@ __all__ = [
     "OUTPUT_FIELDS",
 ]
 
-SCHEMA_VERSION = 1
-
-# Constrained quantity types; bounds are checked on the SI value after unit conversion.
-PositiveLength = quantity("length", gt=0)
-NonNegativeLength = quantity("length", ge=0)
-Length = quantity("length")
-PositiveTime = quantity("time", gt=0)
-Time = quantity("time")
-TimeStep = quantity("time", gt=0, special=("auto",))
-NonNegativeRate = quantity("rate", ge=0)
-NonNegativeDiffusivity = quantity("diffusivity", ge=0)
-Velocity = quantity("velocity")
-NonNegativeVelocity = quantity("velocity", ge=0)
-NonNegativeConcentration = quantity("concentration", ge=0)
-PositiveAmount = quantity("amount", gt=0)
-UnitFraction = quantity("dimensionless", ge=0, lt=1)
-# Strict: a YAML/TOML true must not pass as the integer 1.
-Count = Annotated[int, Strict(), Field(ge=1)]
-
-Vec3Length = tuple[Length, Length, Length]
-Vec3PositiveLength = tuple[PositiveLength, PositiveLength, PositiveLength]
-Vec3Velocity = tuple[Velocity, Velocity, Velocity]
-
-OUTPUT_FIELDS = ("free_drug", "bound_drug", "region", "vessel")
-"""Field names that ``output.fields`` may list."""
-
-_TREE_MID, _TREE_END, _TREE_PIPE, _TREE_GAP = "├── ", "└── ", "│   ", "    "
-
-
-def nanosim_error(message: str, hint: str = "", field: str = "") -> PydanticCustomError:
-    """An error raised from a model validator, carrying a hint and the offending field.
-
-    Parameters
-    ----------
-    message : str
-        What is wrong, without a trailing full stop.
-    hint : str
-        How to fix it.
-    field : str
-        Key (relative to the model) the error belongs to; appended to the model's path.
-    """
-    return PydanticCustomError("nanosim", "{message}", {"message": message, "hint": hint, "field": field})
-
-
-def _tree(lines: list[str]) -> str:
-    """Join child descriptions (which may span several lines) as branches of a tree."""
-    out = []
-    for i, text in enumerate(lines):
-        last = i == len(lines) - 1
-        head, *rest = text.split("\n")
-        out.append((_TREE_END if last else _TREE_MID) + head)
-        out.extend((_TREE_GAP if last else _TREE_PIPE) + r for r in rest)
-    return "\n".join(out)
-
-
-class _Model(BaseModel):
-    """Base of every scenario model: unknown keys and non-finite floats are refused."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_assignment=True)
-
-    def describe(self) -> str:
-        """One line (or a small tree) describing this part of the scenario."""
-        return repr(self)
-
-    def __str__(self) -> str:
-        return self.describe()
-
+from .schema_base import (  # noqa: E402  (shared with the vasculature models)
+    OUTPUT_FIELDS, SCHEMA_VERSION, Count, PositiveAmount, NonNegativeConcentration, NonNegativeDiffusivity,
+    NonNegativeLength, NonNegativeRate, NonNegativeVelocity, PositiveLength, PositiveTime, Time,
+    TimeStep, UnitFraction, Vec3Length, Vec3PositiveLength, Vec3Velocity, _Model, _tree,
+    nanosim_error,
+)
 
 # --------------------------------------------------------------------------------------------
 # grid
@@ -670,6 +606,8 @@ class OutputSettings(_Model):
         return f"every {every}, fields {', '.join(self.fields) or 'none'}, {ckpt}"
 
 
+from .vasculature import BloodFlow, Interstitial, Network, Voxelisation  # noqa: E402
+
 # --------------------------------------------------------------------------------------------
 # scenario
 
@@ -714,6 +652,12 @@ class Scenario(_Model):
     transport: Transport = Field(default_factory=Transport, description="Numerical scheme and convection.")
     time: TimeSettings = Field(description="Simulated time span.")
     output: OutputSettings = Field(default_factory=OutputSettings, description="Results file contents.")
+    network: Optional[Network] = Field(
+        None, description="Vessel network (PHYSICS.md §2): generated, imported, canonical, or uniform perfusion.")
+    voxelisation: Voxelisation = Field(default_factory=Voxelisation, description="How the network becomes voxel maps.")
+    blood_flow: BloodFlow = Field(default_factory=BloodFlow, description="Blood flow in the network (PHYSICS.md §3).")
+    interstitial: Interstitial = Field(
+        default_factory=Interstitial, description="Interstitial fluid pressure and velocity (PHYSICS.md §4).")
 
     _source_text: Optional[str] = PrivateAttr(None)
     _source_path: Optional[Path] = PrivateAttr(None)
@@ -768,6 +712,9 @@ class Scenario(_Model):
             f"transport: {self.transport.describe()}",
             f"time: {self.time.describe()}",
             f"output: {self.output.describe()}",
+            f"network: {self.network.describe() if self.network is not None else 'none'}"
+            + (f"; blood flow {self.blood_flow.describe()}" if self.network is not None else ""),
+            f"interstitial fluid: {self.interstitial.describe()}",
             f"backend: {self.backend}, precision {self.precision}",
         ]
         return head + "\n" + _tree(children)
