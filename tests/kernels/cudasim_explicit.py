@@ -58,6 +58,18 @@ def main():
             print(f"uniform bc={bc} {np.dtype(dtype).name}: field diff {e_f:.2e}, ledger rel diff {e_l:.2e}",
                   "ok" if good else "MISMATCH")
             ok &= bool(good)
+    # the uniform kernel's 3-D launch: several blocks along x, y and z-chunks, partial at each end
+    c = rng.random((19, 10, 35))
+    bck, bcv = np.array([2, 1, 0], np.int64), np.array([0.3, 0.0, 0.0])
+    u1, la = np.empty_like(c), np.zeros(LEDGER_SIZE)
+    explicit.numba_uniform_step(c, u1, 2e-10, 0.05, bck, bcv, 5e-6, 0.01, la)
+    u2, lb = np.empty_like(c), np.zeros(LEDGER_SIZE)
+    explicit_cuda.uniform_step(c, u2, 2e-10, 0.05, bck, bcv, 5e-6, 0.01, lb)
+    e_f = np.abs(u1 - u2).max()
+    e_l = np.abs(la - lb).max() / np.abs(la).max()
+    good = e_f <= 4 * np.finfo(np.float64).eps and e_l <= 1e-12
+    print(f"uniform 19x10x35 float64: field diff {e_f:.2e}, ledger rel diff {e_l:.2e}", "ok" if good else "MISMATCH")
+    ok &= bool(good)
     return 0 if ok else 1
 
 
