@@ -192,6 +192,17 @@ def _row_sum(row):
     return acc
 
 
+@numba.njit(fastmath={"reassoc", "nsz"}, **NJIT_OPTIONS)
+def _row_sums(a, b):
+    """Float64 sums of two rows of equal length in one pass (both vectorised)."""
+    sa = 0.0
+    sb = 0.0
+    for x in range(a.shape[0]):
+        sa += np.float64(a[x])
+        sb += np.float64(b[x])
+    return sa, sb
+
+
 @numba.njit(inline="always", **NJIT_OPTIONS)
 def _x_ghost_lo(row, x, nx, kind, v, two):
     if x > 0:
@@ -278,8 +289,9 @@ def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, 
                               + (a4 * rzp[x] + b4 * cc + g4))
                         out[x] = _uniform_update(cc, s6, alpha, beta)
             # reductions in their own (vectorised) pass over rows that are still in cache
-            l_tot += _row_sum(out)
-            l_loss += kdt * _row_sum(row)
+            s_out, s_row = _row_sums(out, row)
+            l_tot += s_out
+            l_loss += kdt * s_row
         partial[z, 2] = l_loss
         partial[z, 5] = l_tot
 

@@ -224,7 +224,7 @@ def test_cuda_kernels_match_cpu_in_simulator():
     env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
     res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count(" ok") == 16, res.stdout
+    assert res.stdout.count(" ok") == 17, res.stdout
 
 
 def test_steady_point_source_with_uptake():
