@@ -211,7 +211,7 @@ class VesselNetwork:
         for name, arr in (("seg_radius_m", self.seg_radius_m), ("seg_length_m", self.seg_length_m)):
             bad = np.flatnonzero(~(np.isfinite(arr) & (arr > 0)))
             if bad.size:
-                raise NetworkError(f"segment {bad[0]} has {name} = {arr[bad[0]]!r}: must be a finite number > 0"
+                raise NetworkError(f"segment {bad[0]} has {name} = {float(arr[bad[0]])!r}: must be a finite number > 0"
                                    + (" (two nodes at the same position?)" if name == "seg_length_m" else ""))
         bad = np.flatnonzero(self.seg_wall >= len(WallType))
         if bad.size:
@@ -221,7 +221,7 @@ class VesselNetwork:
             arr = getattr(self, name)
             bad = np.flatnonzero(~(np.isfinite(arr) & (arr >= 0)))
             if bad.size:
-                raise NetworkError(f"segment {bad[0]} has {name} = {arr[bad[0]]!r}: must be finite and >= 0")
+                raise NetworkError(f"segment {bad[0]} has {name} = {float(arr[bad[0]])!r}: must be finite and >= 0")
         if len(self.bc_nodes):
             bad = np.flatnonzero((self.bc_nodes < 0) | (self.bc_nodes >= n))
             if bad.size:
@@ -239,7 +239,7 @@ class VesselNetwork:
                 raise NetworkError(f"boundary condition {bad[0]} (node {self.bc_nodes[bad[0]]}) has a non-finite value")
             bad = np.flatnonzero(~((self.bc_haematocrit >= 0) & (self.bc_haematocrit < 1)))
             if bad.size:
-                raise NetworkError(f"boundary condition {bad[0]} has haematocrit {self.bc_haematocrit[bad[0]]!r}: "
+                raise NetworkError(f"boundary condition {bad[0]} has haematocrit {float(self.bc_haematocrit[bad[0]])!r}: "
                                    "must be in [0, 1)")
         if require_bc and n:
             comp = self.components()
