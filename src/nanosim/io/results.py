@@ -629,6 +629,22 @@ class ResultsWriter:
         self._static_offsets[name] = _series(offsets_group, name, "i8", self._n_steps, 0)
         f.flush()
 
+    def write_group(self, name: str, fill) -> None:
+        """Create (or replace) the group ``/nanosim/<name>`` and let ``fill(group)`` write into it.
+
+        Used for data that is not a field on the grid: the vessel network with its flow
+        solution, solver reports. Flushed at once, so a killed run keeps it.
+        """
+        f = self._require_open()
+        _check_name(name, "group")
+        ns = f["nanosim"]
+        if name in ("metrics", "scenario_text", "scenario_json"):
+            raise ValueError(f"/nanosim/{name} is reserved; give the group another name")
+        if name in ns:
+            del ns[name]
+        fill(ns.create_group(name))
+        f.flush()
+
     def write_step(self, time_s: float, fields: dict, metrics: dict) -> None:
         """Append one output step and flush it to disk.
 
@@ -907,6 +923,27 @@ class Results:
                 f"{', '.join(self.static_names) or '(none)'}"
             )
         return f["VTKHDF/CellData"][name][0]
+
+    def group_names(self) -> list[str]:
+        """Groups stored under /nanosim besides the metrics (e.g. ``network``)."""
+        ns = self._open()["nanosim"]
+        return [k for k in ns if isinstance(ns[k], h5py.Group) and k != "metrics"]
+
+    def network(self):
+        """The vessel network stored with the run, and its per-segment and per-node results.
+
+        Returns
+        -------
+        network : nanosim.vasculature.VesselNetwork
+        segment_data, node_data : dict of str to numpy.ndarray
+            E.g. ``flow_m3_per_s``, ``velocity_m_per_s`` per segment, ``pressure_pa`` per node.
+        """
+        from ..vasculature.io import load_network_h5
+
+        f = self._open()
+        if "network" not in f["nanosim"]:
+            raise KeyError(f"{self.path} holds no vessel network (the scenario had no [network] with vessels)")
+        return load_network_h5(f["nanosim/network"], with_extra=True)
 
     def close(self) -> None:
         """Close the file (idempotent)."""
