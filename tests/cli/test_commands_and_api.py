@@ -73,7 +73,6 @@ def test_results_of_a_real_run_open_in_vtk(reference_runs):
         assert np.any(fields[-1] != fields[1])
 
 
-@pytest.mark.slow
 def test_quickstart_runs_end_to_end(tmp_path):
     p = nanosim_cli("run", REPO / "scenarios" / "quickstart.toml", "--json", cwd=tmp_path, timeout=600)
     assert p.returncode == 0, p.stderr

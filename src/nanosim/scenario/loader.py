@@ -414,6 +414,44 @@ def check_scenario(scenario: Scenario, *, check_memory: bool = True) -> list[Err
             )
         )
 
+    net = scenario.network
+    if net is not None and scenario.drug.permeability_m_per_s is None:
+        errors.append(
+            ErrorItem(
+                "drug.permeability_m_per_s",
+                f'required because the scenario has a network (kind = "{net.kind}") through whose walls '
+                "the drug exchanges with plasma",
+                'give the wall permeability in m/s, e.g. "1e-7 m/s"',
+            )
+        )
+    if scenario.interstitial.vascular_pressure_pa == "network" and (
+            net is None or net.kind in ("uniform_perfusion", "mask")):
+        errors.append(
+            ErrorItem(
+                "interstitial.vascular_pressure_pa",
+                '"network" needs a vessel network with blood flow'
+                + ("" if net is None else f' (network.kind = "{net.kind}" has none)'),
+                'give a pressure (e.g. "15.6 mmHg") or a [network] of kind straight, bifurcation, '
+                "liver_tumour or file",
+            )
+        )
+    if scenario.interstitial.solve and net is None:
+        errors.append(
+            ErrorItem(
+                "interstitial.solve",
+                "needs a source of fluid: the scenario has no [network]",
+                'add a [network] (kind = "uniform_perfusion" for the Baxter–Jain uniformly perfused tissue)',
+            )
+        )
+    for key in ("path",):
+        path = getattr(net, key, None)
+        if path is not None:
+            base = scenario.source_path.parent if scenario.source_path is not None else Path.cwd()
+            full = Path(path) if Path(path).is_absolute() else base / path
+            if not full.exists():
+                errors.append(ErrorItem(f"network.{key}", f"{full} does not exist",
+                                        "give a path relative to the scenario file's folder, or an absolute one"))
+
     grid = scenario.grid
     box = (
         f"{format_vector(grid.origin_m, 'length')} to "
