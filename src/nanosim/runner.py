@@ -5,6 +5,8 @@ This is the thin driver behind ``nanosim run`` and :func:`nanosim.run`.
 
 from __future__ import annotations
 
+import json
+
 import math
 import tempfile
 from dataclasses import dataclass
@@ -102,7 +104,7 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
     if not resume and not overwrite and output.exists():  # before the (possibly long) model build
         raise FileExistsError(f"results file {output} already exists; use --overwrite or -o another path")
     dtype = be.default_dtype(scenario.precision)
-    model = build_model(scenario, be, dtype)
+    model = build_model(scenario, be, dtype, log=say)
     dt, every = choose_dt(scenario, model)
     text, sjson = _scenario_texts(scenario)
 
@@ -145,9 +147,11 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
                 writer.write_static("region", model.region_host)
             if "vessel" in scenario.output.fields:
                 writer.write_static("vessel", model.vessel_host)
+            if model.vasculature is not None:
+                write_vasculature(writer, model.vasculature)
         ck = Checkpointer(ckpt, {"scenario_json": sjson, "backend": be.name, "dtype": np.dtype(dtype).name,
                                  "version": __version__})
-        sim.add_callback("guards", Guards(dtype), Always(), at_start=False)
+        sim.add_callback("guards", Guards(dtype, int(np.prod(model.grid.shape_zyx))), Always(), at_start=False)
         sim.add_callback("output", OutputWriter(writer, field_names), TimeInterval(every))
         sim.add_callback("checkpoint", ck, WallTimeInterval(float(scenario.output.checkpoint_every_wall_s)),
                          at_start=False)
@@ -191,6 +195,32 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
     except BaseException:
         writer.close()
         raise
+
+
+def write_vasculature(writer, vas) -> None:
+    """Voxel maps, interstitial pressure and velocity (static cell data) and the network group."""
+    maps = vas.maps
+    writer.write_static("vessel_volume_fraction", maps.volume_fraction)
+    writer.write_static("vessel_surface_per_volume_per_m", maps.surface_per_volume_per_m)
+    writer.write_static("vessel_wall_type", maps.wall_type)
+    writer.write_static("nearest_segment", maps.nearest_segment)
+    dist = np.where(np.isfinite(maps.distance_to_wall_m), maps.distance_to_wall_m, -1.0)
+    writer.write_static("distance_to_vessel_wall_m", dist)
+    if vas.interstitial is not None:
+        s = vas.interstitial
+        writer.write_static("interstitial_pressure_pa", s.pressure_pa)
+        for axis, comp in zip("xyz", s.voxel_velocity_m_per_s):
+            writer.write_static(f"interstitial_velocity_{axis}_m_per_s", comp)
+    summary = vas.summary()
+
+    def fill(group):
+        group.attrs["summary_json"] = json.dumps(summary, default=float)
+        if vas.network is not None:
+            from .vasculature.io import save_network_h5
+
+            save_network_h5(vas.network, group, extra_seg=vas.segment_data(), extra_node=vas.node_data())
+
+    writer.write_group("network", fill)
 
 
 def run(scenario, output=None, backend=None, *, overwrite=False, resume=False, progress=False):

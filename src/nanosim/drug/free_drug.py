@@ -53,6 +53,7 @@ class FreeDrugModel:
         self.total_mol = 0.0
         self._masks = {name: backend.asarray(region == code) for code, name in enumerate(REGION_NAMES)}
         self._counts = {name: int((region == code).sum()) for code, name in enumerate(REGION_NAMES)}
+        self.vasculature = None  # set by build_model when the scenario has a [network]
 
     # -- state --------------------------------------------------------------------------------
     def set_initial(self, c0: np.ndarray) -> None:
@@ -139,12 +140,23 @@ def initial_field(grid: Grid, spec) -> np.ndarray:
     return spec.amount_mol * g / (g.sum() * grid.voxel_volume_m3)
 
 
-def build_model(scenario, backend: Backend, dtype) -> FreeDrugModel:
-    """Grid, tissue and vessel maps, operator and initial state from a validated scenario."""
+def build_model(scenario, backend: Backend, dtype, log=None) -> FreeDrugModel:
+    """Grid, tissue, vessel network and fluid, operator and initial state from a validated scenario.
+
+    With a ``[network]``, the network's wall area per volume adds exchange with plasma
+    (P·S/V, P = ``drug.permeability_m_per_s``), and with ``interstitial.convect_drug`` the
+    interstitial Darcy velocity carries the drug.
+    """
+    from ..vasculature.build import build_vasculature
+
     g = scenario.grid
     grid = Grid(tuple(int(n) for n in g.shape), float(g.voxel_size_m), tuple(float(o) for o in g.origin_m))
     region = region_map(grid, scenario.tissue.tumour)
     fixed, sv, vessel = vessel_maps(grid, scenario.vessels)
+    vas = build_vasculature(scenario, grid, region, backend, log=log)
+    if vas is not None:
+        sv = sv + vas.maps.surface_per_volume_per_m
+        vessel = np.maximum(vessel, (vas.maps.volume_fraction >= 0.5).astype(np.uint8))
     drug = scenario.drug
     d, k, kon, koff = region_tables(drug)
     # wall exchange: permeable walls (P·S/V) plus the sub-voxel position of fixed walls
@@ -156,9 +168,14 @@ def build_model(scenario, backend: Backend, dtype) -> FreeDrugModel:
     bc_kind = [BC_CODES[b.kind] for b in bcs]
     bc_value = [float(b.value_mol_per_m3 or 0.0) if b.kind == "fixed" else 0.0 for b in bcs]
     u = tuple(float(v) for v in scenario.transport.velocity_m_per_s)
+    velocity = u if any(u) else None
+    if vas is not None and vas.interstitial is not None and scenario.interstitial.convect_drug:
+        # face velocities of the Darcy flow, plus any uniform drift the scenario adds
+        velocity = vas.interstitial.face_velocity_m_per_s + np.asarray(u)[:, None, None, None]
     op = TransportOperator(backend, grid, region, d, k, kon, koff, bc_kind, bc_value, dtype,
                            scheme=scenario.transport.scheme, ps=ps, fixed=fixed if fixed.any() else None,
-                           velocity_m_per_s=u if any(u) else None)
+                           velocity_m_per_s=velocity)
     model = FreeDrugModel(backend, grid, op, PlasmaCurve(drug.plasma), region, vessel)
+    model.vasculature = vas
     model.set_initial(initial_field(grid, drug.initial))
     return model

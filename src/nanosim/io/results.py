@@ -929,6 +929,13 @@ class Results:
         ns = self._open()["nanosim"]
         return [k for k in ns if isinstance(ns[k], h5py.Group) and k != "metrics"]
 
+    def vasculature_summary(self) -> dict:
+        """What the vessel-network build reported (counts, flows, fluid balance, timings); {} if none."""
+        ns = self._open()["nanosim"]
+        if "network" not in ns:
+            return {}
+        return json.loads(ns["network"].attrs.get("summary_json", "{}"))
+
     def network(self):
         """The vessel network stored with the run, and its per-segment and per-node results.
 
@@ -941,7 +948,7 @@ class Results:
         from ..vasculature.io import load_network_h5
 
         f = self._open()
-        if "network" not in f["nanosim"]:
+        if "network" not in f["nanosim"] or "seg_nodes" not in f["nanosim/network"]:
             raise KeyError(f"{self.path} holds no vessel network (the scenario had no [network] with vessels)")
         return load_network_h5(f["nanosim/network"], with_extra=True)
 

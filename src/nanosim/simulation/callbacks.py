@@ -55,15 +55,18 @@ class Guards:
     """Stop the run when the state stops making sense.
 
     - the total amount (computed by the kernels every step) is NaN or infinite;
-    - the mass ledger fails to close: ``|error| > 10·ε·√(steps + 1)``, the size of accumulated
-      round-off of the field precision ``ε`` (random-walk growth of per-step rounding).
+    - the mass ledger fails to close: ``|error| > 10·(ε + ε₆₄·√N)·√(steps + 1)``, the size of
+      accumulated round-off: each step rounds the fields at their precision ``ε`` and sums ``N``
+      voxel terms into the float64 ledger (error growing like ``ε₆₄·√N``), and these per-step
+      errors add up like a random walk.
     """
 
-    def __init__(self, dtype):
+    def __init__(self, dtype, n_voxels: int = 1):
         self.eps = float(np.finfo(dtype).eps)
+        self.sum_eps = float(np.finfo(np.float64).eps) * math.sqrt(max(int(n_voxels), 1))
 
     def tolerance(self, steps: int) -> float:
-        return 10.0 * self.eps * math.sqrt(steps + 1)
+        return 10.0 * (self.eps + self.sum_eps) * math.sqrt(steps + 1)
 
     def __call__(self, sim) -> None:
         m = sim.model
