@@ -283,6 +283,8 @@ def _check_override_path(data: dict[str, Any], text: str, parts: list[str | int]
                 )
             core = members[kind]
             scope = f' (kind "{kind}")'
+        if get_origin(core) is dict:
+            return  # a free-form table (e.g. network.parameters): its keys are checked on validation
         if not is_model(core):
             raise _OverrideError(
                 ErrorItem(label, f'{where} is a single value, it has no key "{part}"', f"set {where}=... instead")
@@ -443,6 +445,16 @@ def check_scenario(scenario: Scenario, *, check_memory: bool = True) -> list[Err
                 'add a [network] (kind = "uniform_perfusion" for the Baxter–Jain uniformly perfused tissue)',
             )
         )
+    if net is not None and net.kind == "liver_tumour":
+        from ..vasculature.build import liver_tumour_params
+
+        try:
+            liver_tumour_params(scenario)
+        except ValueError as exc:
+            where, _, what = str(exc).partition(": ")
+            errors.append(ErrorItem(where if where.startswith(("network.", "tissue.")) else "network.parameters",
+                                    what or str(exc), "see nanosim.vasculature.generate.LiverTumourParams for "
+                                    "the parameters, their units and defaults"))
     for key in ("path",):
         path = getattr(net, key, None)
         if path is not None:

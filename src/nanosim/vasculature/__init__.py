@@ -12,6 +12,7 @@ from .io import (
     write_vtp,
 )
 from .network import BCKind, NetworkError, VesselNetwork, WallType
+from .generate import LiverTumourParams, generate_liver_tumour, tumour_inflow_split, vessel_region_summary
 from .voxelise import VesselMaps, load_mask, maps_from_mask, voxelise
 
 __all__ = ["BCKind", "NetworkError", "VesselNetwork", "WallType"]
@@ -30,3 +31,4 @@ __all__ += [
     "write_vtp",
 ]
 __all__ += ["VesselMaps", "load_mask", "maps_from_mask", "voxelise"]
+__all__ += ["LiverTumourParams", "generate_liver_tumour", "tumour_inflow_split", "vessel_region_summary"]

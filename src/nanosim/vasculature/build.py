@@ -134,11 +134,72 @@ def make_network(scenario) -> VesselNetwork | None:
     raise ValueError(f"unknown network kind {spec.kind!r}")  # the schema makes this unreachable
 
 
+#: Unit of a generator parameter, by the ending of its name (the rest are plain numbers).
+_SUFFIX_DIMENSIONS = (("_per_m", "inverse length"), ("_pa_s", "viscosity"), ("_range_pa", "pressure"),
+                      ("_pa", "pressure"), ("_range_m", "length"), ("_m", "length"))
+
+
+def _convert_parameter(name: str, value):
+    from ..units import parse_quantity
+
+    dim = next((d for suffix, d in _SUFFIX_DIMENSIONS if name.endswith(suffix)), None)
+    if dim is None:
+        return tuple(value) if isinstance(value, list) else value
+    if isinstance(value, (list, tuple)):
+        return tuple(parse_quantity(v, dim) if isinstance(v, str) else float(v) for v in value)
+    return parse_quantity(value, dim) if isinstance(value, str) else value
+
+
 def liver_tumour_params(scenario):
-    """:class:`LiverTumourParams` from the grid, the tumour and ``network.parameters``."""
+    """:class:`LiverTumourParams` from the grid, the tumour, the blood and ``network.parameters``.
+
+    The box and the tumour (centre, semi-axes, necrotic fraction) come from ``grid`` and
+    ``tissue.tumour``; ``network.parameters`` sets any other field by name, with units given as
+    strings where the name says them (``_m``, ``_pa``, ``_per_m``, ``_pa_s``).
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter: unknown name (with the closest known one), a tumour that is not a
+        sphere or ellipsoid, or a value the generator refuses.
+    """
+    import dataclasses
+    import difflib
+
     from .generate import LiverTumourParams
 
-    return LiverTumourParams.from_scenario(scenario)
+    g = scenario.grid
+    tumour = scenario.tissue.tumour
+    if tumour.kind == "sphere":
+        semi = (tumour.radius_m,) * 3
+        necrotic = tumour.necrotic_radius_m / tumour.radius_m
+    elif tumour.kind == "ellipsoid":
+        semi = tuple(tumour.semi_axes_m)
+        necrotic = tumour.necrotic_fraction
+    else:
+        raise ValueError('tissue.tumour: a generated liver-tumour network needs a tumour; give tissue.tumour '
+                         'kind = "sphere" or "ellipsoid"')
+    kw = dict(box_size_m=tuple(float(e) for e in g.extent_m), box_origin_m=tuple(float(o) for o in g.origin_m),
+              tumour_center_m=tuple(float(c) for c in tumour.center_m), tumour_semi_axes_m=semi,
+              necrotic_fraction=float(necrotic), haematocrit=float(scenario.blood_flow.haematocrit))
+    known = {f.name for f in dataclasses.fields(LiverTumourParams)}
+    fixed = set(kw) - {"haematocrit"}
+    for name, value in scenario.network.parameters.items():
+        if name in fixed:
+            raise ValueError(f"network.parameters.{name}: set by the scenario's grid and tissue.tumour; "
+                             "change those instead")
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"network.parameters.{name}: not a generator parameter{hint}")
+        try:
+            kw[name] = _convert_parameter(name, value)
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"network.parameters.{name}: {exc}") from None
+    try:
+        return LiverTumourParams(**kw)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"network.parameters: {exc}") from None
 
 
 def _uniform_maps(scenario, grid: Grid, region: np.ndarray) -> VesselMaps:
