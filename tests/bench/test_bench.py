@@ -91,7 +91,9 @@ def test_timing_fields(quick_records):
             assert rec["unit"] == "x" and rec["baseline"] == "numpy"
             assert rec["value"] == pytest.approx(rec["numba_value"] / rec["numpy_value"])
             continue
-        assert rec["repeats"] >= 3
+        # kernels repeat until the timing rule is met; the one-off solvers run once per case
+        once = rec["name"] in ("network_flow", "interstitial_pressure", "voxelise")
+        assert rec["repeats"] >= (1 if once else 3)
         assert 0 < rec["seconds"] <= rec["seconds_median"]
 
 
@@ -168,3 +170,10 @@ def test_cli_quick_json():
     assert isinstance(recs, list) and recs
     assert all(set(REQUIRED) <= set(r) for r in recs)
     assert {"numpy", "numba"} <= {r["backend"] for r in recs}
+
+
+def test_solver_records_present(quick_records):
+    recs = {r["name"]: r for r in quick_records}
+    assert {"network_flow", "interstitial_pressure", "voxelise"} <= set(recs)
+    assert recs["network_flow"]["unit"] == "segments/s" and recs["network_flow"]["conservation_error"] < 1e-10
+    assert recs["interstitial_pressure"]["balance_error"] < 1e-3

@@ -43,7 +43,7 @@ from .report import GOALS, Goal, apply_goals, format_shape, format_table, format
 from .timing import Timing, time_call
 
 # Registration order is run order: the roof first, derived records (speedups) after the kernels.
-from . import memory, transport, rng  # noqa: E402,F401  isort: skip
+from . import memory, transport, rng, vasculature  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "GOALS", "REGISTRY", "BenchContext", "Benchmark", "Goal", "Record", "Skip", "Timing",
