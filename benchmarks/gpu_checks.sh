@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The checks that need a CUDA device, in one go: the gpu-marked tests, the quickstart scenario on
-# the device and on the CPU, and the benchmarks of every usable backend.
+# the device and on the CPU, the liver-tumour scenario on the device, and the benchmarks of every usable backend.
 #
 #   bash benchmarks/gpu_checks.sh OUTDIR
 #
@@ -23,5 +23,10 @@ for be in cupy numba; do
         "$out/quickstart-$be.json"
     rm -f "$out/q-$be.vtkhdf" "$out/q-$be.vtkhdf.ckpt"
 done
+$py -m nanosim run scenarios/liver_tumour_fluid.toml -o "$out/lt.vtkhdf" --backend cupy --json --quiet \
+    > "$out/liver-cupy.json"; echo "liver_tumour_fluid cupy: exit $?"
+$py -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: d.get(k) for k in ('ok', 'wall_time_s', 'steps', 'message')})" \
+    "$out/liver-cupy.json"
+rm -f "$out/lt.vtkhdf" "$out/lt.vtkhdf.ckpt"
 $py benchmarks/run_benchmarks.py --backend cupy --backend numba --output-dir "$out" --max-load 100 2>"$out/bench-progress.txt"
 echo "bench: exit $?"
