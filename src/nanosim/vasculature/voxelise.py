@@ -311,7 +311,7 @@ def _cupy_fields(be, prims, start, items, k, ncell, shape, grid, h, search_r, ns
 
     from nanosim.kernels import voxelise_cuda as vxc
 
-    t0 = time.perf_counter()
+    tic = time.perf_counter()
     n = int(np.prod(shape))
     d_prims = cp.asarray(prims)
     d_start = cp.asarray(start)
@@ -322,15 +322,15 @@ def _cupy_fields(be, prims, start, items, k, ncell, shape, grid, h, search_r, ns
     vxc.voxel_fields(d_prims, d_start, d_items, k, ncell, shape, grid.origin_m, h, search_r, nsamp,
                      vf, sdf, prim)
     be.synchronize()
-    timings["voxels_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    timings["voxels_s"] = time.perf_counter() - tic
+    tic = time.perf_counter()
     area = cp.zeros(n, cp.float64)
     vxc.surface_area(d_prims, m, cp.asarray(nr), cp.asarray(nphi), cp.asarray(offsets),
                      cp.asarray(weight), cp.asarray(t0), cp.asarray(dt), d_start, d_items, k, ncell, shape, grid.origin_m, h,
                      int(offsets[-1]), area)
     be.synchronize()
-    timings["wall_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    timings["wall_s"] = time.perf_counter() - tic
+    tic = time.perf_counter()
     sdf = sdf.reshape(shape)
     prim = prim.reshape(shape)
     dist = sdf.copy()
@@ -341,7 +341,7 @@ def _cupy_fields(be, prims, start, items, k, ncell, shape, grid, h, search_r, ns
         else:
             vxc.far_field(d_prims, prim, cp.ascontiguousarray(ind), grid.origin_m, h, dist)
     be.synchronize()
-    timings["distance_s_device"] = time.perf_counter() - t0
+    timings["distance_s_device"] = time.perf_counter() - tic
     return (cp.asnumpy(vf).reshape(shape), cp.asnumpy(area).reshape(shape), cp.asnumpy(dist),
             cp.asnumpy(prim))
 
