@@ -252,6 +252,16 @@ def test_cuda_kernels_match_numba_in_the_simulator():
     assert res.stdout.count(" ok") == 5, res.stdout
 
 
+def test_cupy_backend_path_matches_numba_in_the_simulator():
+    # the GPU path's host glue (transfers, launch arguments, far field) with NumPy/SciPy standing in
+    # for CuPy/cupyx
+    script = Path(__file__).with_name("cudasim_voxelise_backend.py")
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
+    res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count(" ok") == 6, res.stdout
+
+
 @pytest.mark.gpu
 def test_cupy_backend_matches_numba():
     rng = np.random.default_rng(9)
