@@ -73,6 +73,12 @@ def test_liver_tumour_scenario_end_to_end(tmp_path):
     assert sv[region == 1].mean() > 10 * sv[region == 2].mean()
     assert np.nanmax(np.abs(res.metrics["mass_balance_rel_error"])) < 1e-12
     assert res.metrics["exchange_in_mol"][-1] > 0
+    # the network with its flow beside the results file, as VTK PolyData that reads back
+    from nanosim.vasculature import read_network
+
+    vtp = read_network(tmp_path / "lt.network.vtp")
+    np.testing.assert_array_equal(vtp.seg_nodes, net.seg_nodes)
+    np.testing.assert_array_equal(vtp.seg_radius_m, net.seg_radius_m)
 
 
 def test_straight_network_flow_is_poiseuille_with_pries_viscosity(tmp_path):

@@ -149,6 +149,14 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
                 writer.write_static("vessel", model.vessel_host)
             if model.vasculature is not None:
                 write_vasculature(writer, model.vasculature)
+                if model.vasculature.network is not None:
+                    from .vasculature.io import write_vtp
+
+                    # the network with its flow beside the results, for ParaView's Tube filter
+                    vtp = network_vtp_path(output)
+                    write_vtp(model.vasculature.network, vtp, point_data=model.vasculature.node_data(),
+                              cell_data=model.vasculature.segment_data(), encoding="binary", compress=True)
+                    say(f"vessel network with its blood flow: {vtp}")
         ck = Checkpointer(ckpt, {"scenario_json": sjson, "backend": be.name, "dtype": np.dtype(dtype).name,
                                  "version": __version__})
         sim.add_callback("guards", Guards(dtype, int(np.prod(model.grid.shape_zyx))), Always(), at_start=False)
@@ -195,6 +203,12 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
     except BaseException:
         writer.close()
         raise
+
+
+def network_vtp_path(output) -> Path:
+    """Where a run writes its vessel network as VTK PolyData: ``OUT`` with ``.network.vtp``."""
+    output = Path(output)
+    return output.with_name(output.stem + ".network.vtp")
 
 
 def write_vasculature(writer, vas) -> None:
