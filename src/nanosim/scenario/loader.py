@@ -405,8 +405,10 @@ def check_scenario(scenario: Scenario, *, check_memory: bool = True) -> list[Err
             )
         )
 
+    drug = scenario.drug
+    errors += check_carriers(scenario)
     exchange = [i for i, v in enumerate(scenario.vessels) if v.wall == "exchange"]
-    if exchange and scenario.drug.permeability_m_per_s is None:
+    if exchange and drug is not None and drug.permeability_m_per_s is None:
         which = ", ".join(f"vessels[{i}]" for i in exchange)
         errors.append(
             ErrorItem(
@@ -417,7 +419,7 @@ def check_scenario(scenario: Scenario, *, check_memory: bool = True) -> list[Err
         )
 
     net = scenario.network
-    if net is not None and scenario.drug.permeability_m_per_s is None:
+    if net is not None and drug is not None and drug.permeability_m_per_s is None:
         errors.append(
             ErrorItem(
                 "drug.permeability_m_per_s",
@@ -478,7 +480,7 @@ def check_scenario(scenario: Scenario, *, check_memory: bool = True) -> list[Err
                 "move the centre into the box or enlarge grid.shape / grid.voxel_size_m / grid.origin_m",
             )
         )
-    initial = scenario.drug.initial
+    initial = drug.initial if drug is not None else None
     if isinstance(initial, GaussianInitial) and not grid.contains(initial.center_m):
         errors.append(
             ErrorItem(
@@ -505,6 +507,82 @@ def check_scenario(scenario: Scenario, *, check_memory: bool = True) -> list[Err
                 )
             )
     return errors
+
+
+def check_carriers(scenario: Scenario) -> list[ErrorItem]:
+    """Cross-field checks of the carrier tables (carrier, body, route, network)."""
+    errors: list[ErrorItem] = []
+    if scenario.carrier is None:
+        if scenario.drug is None:
+            errors.append(ErrorItem("drug", "missing: a scenario needs a [drug] table, a [carrier] table, or both",
+                                    "add a [drug] table (free drug) or a [carrier] table with [body] and [route]"))
+        for key in ("body", "route"):
+            if getattr(scenario, key) is not None:
+                errors.append(ErrorItem(key, "given without a [carrier]",
+                                        f"add a [carrier] table (e.g. preset = \"peg_liposome\") or remove [{key}]"))
+        return errors
+    for key, example in (("body", 'species = "mouse" and tumour_volume_m3 = "300 mm^3"'),
+                         ("route", 'kind = "intravenous" and dose_drug_mg_per_kg = 5')):
+        if getattr(scenario, key) is None:
+            errors.append(ErrorItem(key, "required with a [carrier]", f"add a [{key}] table, e.g. {example}"))
+    net = scenario.network
+    if net is None or net.kind in ("uniform_perfusion", "mask"):
+        what = "no [network]" if net is None else f'network.kind = "{net.kind}", which has no segments'
+        errors.append(ErrorItem("network", f"carriers travel through vessel segments; the scenario has {what}",
+                                'use a network of kind "liver_tumour", "straight", "bifurcation" or "file"'))
+    if scenario.tissue.tumour.kind == "none" and scenario.body is not None:
+        errors.append(ErrorItem("tissue.tumour", "the box has no tumour, so % injected dose in the tumour "
+                                "cannot be scaled to body.tumour_volume_m3", "add a [tissue.tumour]"))
+    return errors
+
+
+# --------------------------------------------------------------------------------------------
+# carrier presets
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled carrier presets (scenarios/carriers/*.toml)."""
+    from importlib import resources
+
+    return sorted(p.name[:-5] for p in resources.files("nanosim.carrier_presets").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def read_preset(name: str) -> dict[str, Any]:
+    """The carrier table of preset ``name`` (raises KeyError with the known names)."""
+    from importlib import resources
+
+    res = resources.files("nanosim.carrier_presets") / f"{name}.toml"
+    if not res.is_file():
+        raise KeyError(name)
+    return tomllib.loads(res.read_text(encoding="utf-8"))["carrier"]
+
+
+def _deep_merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping) and \
+                value.get("kind", out[key].get("kind")) == out[key].get("kind"):
+            out[key] = _deep_merge(dict(out[key]), value)
+        else:
+            out[key] = value
+    return out
+
+
+def _apply_preset(data: dict[str, Any]) -> list[ErrorItem]:
+    """Replace ``carrier`` by its preset overridden field by field (nested tables merged)."""
+    carrier = data.get("carrier")
+    if not isinstance(carrier, Mapping) or carrier.get("preset") is None:
+        return []
+    name = carrier["preset"]
+    try:
+        base = read_preset(str(name))
+    except KeyError:
+        close = difflib.get_close_matches(str(name), preset_names(), n=1)
+        hint = (f'did you mean "{close[0]}"? ' if close else "") + "presets: " + ", ".join(preset_names())
+        return [ErrorItem("carrier.preset", f"unknown preset {name!r}", hint)]
+    data["carrier"] = _deep_merge(base, carrier)
+    return []
 
 
 # --------------------------------------------------------------------------------------------
@@ -568,6 +646,7 @@ def load_scenario(
         raise TypeError(f"load_scenario expects a file path or a mapping, got {type(source).__name__}")
 
     data, errors = _apply_overrides(data, overrides)
+    errors += _apply_preset(data)
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:

@@ -607,6 +607,7 @@ class OutputSettings(_Model):
 
 
 from .vasculature import BloodFlow, Interstitial, Network, Voxelisation  # noqa: E402
+from .carriers import Body, Carrier, Extravasation, Particles, Route  # noqa: E402
 
 # --------------------------------------------------------------------------------------------
 # scenario
@@ -648,7 +649,7 @@ class Scenario(_Model):
     grid: Grid = Field(description="The voxel box.")
     tissue: Tissue = Field(default_factory=Tissue, description="Tissue regions.")
     vessels: list[Vessel] = Field(default_factory=list, description="Vessel segments (may be empty).")
-    drug: Drug = Field(description="The free drug.")
+    drug: Optional[Drug] = Field(None, description="The free drug (required unless the scenario has a [carrier]).")
     transport: Transport = Field(default_factory=Transport, description="Numerical scheme and convection.")
     time: TimeSettings = Field(description="Simulated time span.")
     output: OutputSettings = Field(default_factory=OutputSettings, description="Results file contents.")
@@ -658,6 +659,11 @@ class Scenario(_Model):
     blood_flow: BloodFlow = Field(default_factory=BloodFlow, description="Blood flow in the network (PHYSICS.md §3).")
     interstitial: Interstitial = Field(
         default_factory=Interstitial, description="Interstitial fluid pressure and velocity (PHYSICS.md §4).")
+    carrier: Optional[Carrier] = Field(None, description="The nanocarrier design (PHYSICS.md §5, §10).")
+    body: Optional[Body] = Field(None, description="Species and whole-tumour volume (required with a carrier).")
+    route: Optional[Route] = Field(None, description="How the carriers are given (required with a carrier).")
+    extravasation: Extravasation = Field(default_factory=Extravasation, description="Vessel wall pores (PHYSICS.md §5).")
+    particles: Particles = Field(default_factory=Particles, description="The particle method for carriers.")
 
     _source_text: Optional[str] = PrivateAttr(None)
     _source_path: Optional[Path] = PrivateAttr(None)
@@ -708,13 +714,17 @@ class Scenario(_Model):
             f"grid: {self.grid.describe()}",
             self.tissue.describe(),
             vessels,
-            f"drug: {self.drug.describe()}",
+            f"drug: {self.drug.describe() if self.drug is not None else 'none'}",
             f"transport: {self.transport.describe()}",
             f"time: {self.time.describe()}",
             f"output: {self.output.describe()}",
             f"network: {self.network.describe() if self.network is not None else 'none'}"
             + (f"; blood flow {self.blood_flow.describe()}" if self.network is not None else ""),
             f"interstitial fluid: {self.interstitial.describe()}",
+            *([f"carrier: {self.carrier.describe()}", f"body: {self.body.describe() if self.body else 'none'}",
+               f"route: {self.route.describe() if self.route else 'none'}",
+               f"extravasation:\n{self.extravasation.describe()}", f"particles: {self.particles.describe()}"]
+              if self.carrier is not None else []),
             f"backend: {self.backend}, precision {self.precision}",
         ]
         return head + "\n" + _tree(children)

@@ -1,0 +1,1 @@
+"""Nanocarriers: designs, routes into the body, particle transport in vessels and tissue."""
