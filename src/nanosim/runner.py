@@ -16,10 +16,10 @@ import numpy as np
 
 from . import __version__
 from .backends import get_backend
-from .drug import build_model
+from .model import build as build_model
 from .io import ResultsWriter, load_checkpoint, open_results
-from .simulation import (Always, Checkpointer, Guards, OutputWriter, ProgressBar, Simulation, TimeInterval,
-                         WallTimeInterval)
+from .simulation import (Always, Checkpointer, Guards, OutputWriter, ProgressBar, Simulation, SnapshotWriter,
+                         TimeInterval, WallTimeInterval)
 
 #: Outer step of the implicit scheme with ``dt_s = "auto"``, in units of the explicit limit.
 IMPLICIT_AUTO_FACTOR = 10.0
@@ -58,15 +58,7 @@ def choose_dt(scenario, model) -> tuple[float, float]:
     """(outer step dt, output interval), dt aligned so output times are hit exactly."""
     stop = float(scenario.time.stop_s)
     every = float(scenario.output.every_s) if scenario.output.every_s else stop / 10.0
-    limit = model.op.explicit_dt_limit()
-    if scenario.transport.dt_s == "auto":
-        if scenario.transport.scheme == "explicit":
-            dt_max = 0.9 * limit
-        else:
-            dt_max = IMPLICIT_AUTO_FACTOR * limit
-    else:
-        dt_max = float(scenario.transport.dt_s)
-    dt_max = min(dt_max, every, stop)
+    dt_max = min(model.dt_limit(scenario), every, stop)
     n = max(1, math.ceil(every / dt_max - 1e-9))
     return every / n, every
 
@@ -125,8 +117,9 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
 
     provenance = {"version": __version__, "backend": be.name, "device": be.device, "seed": scenario.seed,
                   "dtype": np.dtype(dtype).name, "scheme": scenario.transport.scheme, "dt_s": dt,
-                  "substeps": model.op.substeps(dt)}
-    field_names = [f for f in scenario.output.fields if f in ("free_drug", "bound_drug")]
+                  "substeps": model.substeps(dt)}
+    wanted = scenario.output.fields
+    field_names = [f for f in (model.field_names if wanted is None else wanted) if f in model.field_names]
     try:
         writer = ResultsWriter(output, shape_zyx=model.grid.shape_zyx, voxel_size_m=model.grid.voxel_size_m,
                                origin_m=model.grid.origin_m, field_names=field_names, dtype=dtype,
@@ -143,9 +136,9 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
     sim = Simulation(model, dt, float(scenario.time.stop_s), align_s=every)
     try:
         if resumed_from is None:
-            if "region" in scenario.output.fields:
+            if "region" in (wanted or ()):
                 writer.write_static("region", model.region_host)
-            if "vessel" in scenario.output.fields:
+            if "vessel" in (wanted or ()):
                 writer.write_static("vessel", model.vessel_host)
             if model.vasculature is not None:
                 write_vasculature(writer, model.vasculature)
@@ -161,6 +154,10 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
                                  "version": __version__})
         sim.add_callback("guards", Guards(dtype, int(np.prod(model.grid.shape_zyx))), Always(), at_start=False)
         sim.add_callback("output", OutputWriter(writer, field_names), TimeInterval(every))
+        if model.carriers is not None and scenario.particles.snapshots.max_particles > 0:
+            snap_every = scenario.particles.snapshots.every_s or every
+            sim.add_callback("particle snapshots", SnapshotWriter(writer, scenario.particles.snapshots.max_particles),
+                             TimeInterval(float(snap_every)))
         sim.add_callback("checkpoint", ck, WallTimeInterval(float(scenario.output.checkpoint_every_wall_s)),
                          at_start=False)
         if scenario.output.checkpoint_every_s:
@@ -195,7 +192,7 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
         ck(sim)
         final = model.metrics()
         info = RunInfo(output=str(output), checkpoint=str(ckpt), backend=be.name, dtype=np.dtype(dtype).name,
-                       scheme=scenario.transport.scheme, dt_s=dt, substeps=model.op.substeps(dt),
+                       scheme=scenario.transport.scheme, dt_s=dt, substeps=model.substeps(dt),
                        steps=model.step_index, wall_time_s=sim.wall_time_s, resumed_from_s=resumed_from,
                        final_metrics=final)
         writer.finish("completed", {**info.__dict__})

@@ -140,7 +140,7 @@ def initial_field(grid: Grid, spec) -> np.ndarray:
     return spec.amount_mol * g / (g.sum() * grid.voxel_volume_m3)
 
 
-def build_model(scenario, backend: Backend, dtype, log=None) -> FreeDrugModel:
+def build_model(scenario, backend: Backend, dtype, log=None, vasculature="build") -> FreeDrugModel:
     """Grid, tissue, vessel network and fluid, operator and initial state from a validated scenario.
 
     With a ``[network]``, the network's wall area per volume adds exchange with plasma
@@ -153,7 +153,7 @@ def build_model(scenario, backend: Backend, dtype, log=None) -> FreeDrugModel:
     grid = Grid(tuple(int(n) for n in g.shape), float(g.voxel_size_m), tuple(float(o) for o in g.origin_m))
     region = region_map(grid, scenario.tissue.tumour)
     fixed, sv, vessel = vessel_maps(grid, scenario.vessels)
-    vas = build_vasculature(scenario, grid, region, backend, log=log)
+    vas = build_vasculature(scenario, grid, region, backend, log=log) if vasculature == "build" else vasculature
     if vas is not None:
         sv = sv + vas.maps.surface_per_volume_per_m
         vessel = np.maximum(vessel, (vas.maps.volume_fraction >= 0.5).astype(np.uint8))

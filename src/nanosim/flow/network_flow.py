@@ -613,7 +613,7 @@ def solve_flow(network: VesselNetwork, *, viscosity_law: str = "in_vivo",
                plasma_viscosity_pa_s: float = PLASMA_VISCOSITY_PA_S, haematocrit: float = 0.45,
                phase_separation: bool = False, backend=None, tol: float = 1e-12, max_iterations: int = 500,
                solver: str = "auto", relaxation: float = 0.5, haematocrit_tol: float = 1e-10,
-               max_linear_iterations: int | None = None) -> FlowSolution:
+               max_linear_iterations: int | None = None, conductance_factor=None) -> FlowSolution:
     """Solve steady Poiseuille blood flow in a vessel network.
 
     Parameters
@@ -658,6 +658,10 @@ def solve_flow(network: VesselNetwork, *, viscosity_law: str = "in_vivo",
         returned haematocrits to ≈ 10⁻⁹ relative in every segment that carries flow.
     max_linear_iterations : int, optional
         Cap on conjugate-gradient iterations per solve (default max(1000, 20 × unknowns)).
+    conductance_factor : array of float (m,), optional
+        Multiplies each segment's Poiseuille conductance, values in (0, 1]: e.g. 1e-12 for a
+        segment occluded by an embolic microsphere (a small positive factor keeps the pieces
+        beyond it connected, so the system stays solvable; their flow is then negligible).
 
     Returns
     -------
@@ -763,6 +767,11 @@ def solve_flow(network: VesselNetwork, *, viscosity_law: str = "in_vivo",
     unknown_nodes = np.flatnonzero(unknown)
     lap = _Laplacian(a, b, idx, nu, be, solver, tol, max_linear_iterations)
 
+    factor = None
+    if conductance_factor is not None:
+        factor = np.asarray(conductance_factor, float)
+        if factor.shape != (m,) or not np.all((factor > 0) & (factor <= 1)):
+            raise ValueError(f"conductance_factor must hold {m} values in (0, 1], one per segment")
     hd = np.full(m, float(haematocrit))
     info = {"solver": lap.solver, "backend": be.name, "unknowns": nu, "nnz": lap.nnz, "flow_corrections": 0,
             "flow_solves": 0}
@@ -779,6 +788,8 @@ def solve_flow(network: VesselNetwork, *, viscosity_law: str = "in_vivo",
         mu_rel = _relative_viscosity(viscosity_law, d_m, np.clip(h_in, 0.0, _MAX_VISCOSITY_HAEMATOCRIT))
         mu = plasma_viscosity_pa_s * mu_rel
         g = np.pi * r**4 / (8.0 * mu * length)
+        if factor is not None:
+            g = g * factor
         p, q, p_scale = _solve_pressures(lap, g, a, b, idx, unknown_nodes, p_known, q_src, n, info)
         if not phase_separation:
             return _State(h_in, h_in, mu, g, p, q, p_scale, None)

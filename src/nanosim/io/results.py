@@ -645,6 +645,24 @@ class ResultsWriter:
         fill(ns.create_group(name))
         f.flush()
 
+    def write_snapshot(self, time_s: float, arrays: dict) -> None:
+        """Append a particle snapshot as ``/nanosim/particles/NNNNN`` (attribute ``time_s``), flushed.
+
+        ``arrays`` maps names (``id``, ``state``, ``weight``, ``x_m``…) to 1-D arrays of one length.
+        """
+        f = self._require_open()
+        ns = f["nanosim"]
+        grp = ns.require_group("particles")
+        name = f"{len(grp):05d}"
+        g = grp.create_group(name)
+        g.attrs["time_s"] = float(time_s)
+        for key, arr in arrays.items():
+            _check_name(key, "snapshot array")
+            a = np.asarray(arr)
+            g.create_dataset(key, data=a, compression="gzip" if a.size > 1024 else None,
+                             shuffle=a.size > 1024)
+        f.flush()
+
     def write_step(self, time_s: float, fields: dict, metrics: dict) -> None:
         """Append one output step and flush it to disk.
 
@@ -928,6 +946,14 @@ class Results:
         """Groups stored under /nanosim besides the metrics (e.g. ``network``)."""
         ns = self._open()["nanosim"]
         return [k for k in ns if isinstance(ns[k], h5py.Group) and k != "metrics"]
+
+    def particle_snapshots(self) -> list[tuple[float, dict]]:
+        """The carrier particle snapshots: ``[(time_s, {"id": …, "state": …, "x_m": …}), …]`` in time order."""
+        ns = self._open()["nanosim"]
+        if "particles" not in ns:
+            return []
+        grp = ns["particles"]
+        return [(float(grp[k].attrs["time_s"]), {n: grp[k][n][()] for n in grp[k]}) for k in sorted(grp)]
 
     def vasculature_summary(self) -> dict:
         """What the vessel-network build reported (counts, flows, fluid balance, timings); {} if none."""

@@ -582,8 +582,10 @@ class OutputSettings(_Model):
     every_s: Optional[PositiveTime] = Field(
         None, description="Simulated time between field outputs in s; default: a tenth of time.stop_s."
     )
-    fields: list[Literal["free_drug", "bound_drug", "region", "vessel"]] = Field(
-        default_factory=lambda: ["free_drug", "bound_drug"], description="Fields to write."
+    fields: Optional[list[Literal["free_drug", "bound_drug", "region", "vessel", "carrier_free", "carrier_bound",
+                                  "carrier_internalised", "carrier_vessel", "carrier_lodged"]]] = Field(
+        None, description="Fields to write; default: every field of the model (free_drug, bound_drug with a [drug]; "
+        "the carrier_* concentrations, carriers per m³ of tissue, with a [carrier])."
     )
     checkpoint_every_wall_s: PositiveTime = Field(300.0, description="Wall-clock time between checkpoints in s.")
     checkpoint_every_s: Optional[PositiveTime] = Field(
@@ -592,7 +594,9 @@ class OutputSettings(_Model):
 
     @field_validator("fields")
     @classmethod
-    def _unique(cls, fields: list[str]) -> list[str]:
+    def _unique(cls, fields):
+        if fields is None:
+            return fields
         repeated = sorted({f for f in fields if fields.count(f) > 1})
         if repeated:
             raise nanosim_error(f"lists {', '.join(repeated)} more than once", "list each field once")
@@ -603,7 +607,7 @@ class OutputSettings(_Model):
         ckpt = f"checkpoint every {format_quantity(self.checkpoint_every_wall_s, 'time')} wall"
         if self.checkpoint_every_s is not None:
             ckpt += f" and {format_quantity(self.checkpoint_every_s, 'time')} simulated"
-        return f"every {every}, fields {', '.join(self.fields) or 'none'}, {ckpt}"
+        return f"every {every}, fields {'all' if self.fields is None else (', '.join(self.fields) or 'none')}, {ckpt}"
 
 
 from .vasculature import BloodFlow, Interstitial, Network, Voxelisation  # noqa: E402

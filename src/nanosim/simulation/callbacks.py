@@ -34,6 +34,22 @@ class OutputWriter:
         self.last_time_s = sim.time_s
 
 
+class SnapshotWriter:
+    """Write a subsample of the carrier particles to ``/nanosim/particles/NNNNN`` (positions, state, weight)."""
+
+    def __init__(self, writer, max_particles: int):
+        self.writer = writer
+        self.max_particles = int(max_particles)
+        self.last_time_s = None
+
+    def __call__(self, sim) -> None:
+        if self.last_time_s is not None and sim.time_s <= self.last_time_s:
+            return
+        snap = sim.model.carriers.snapshot(self.max_particles)
+        self.writer.write_snapshot(sim.time_s, snap)
+        self.last_time_s = sim.time_s
+
+
 class Checkpointer:
     """Save the full model state atomically (write, fsync, rename) to ``path``."""
 
@@ -68,8 +84,26 @@ class Guards:
     def tolerance(self, steps: int) -> float:
         return 10.0 * (self.eps + self.sum_eps) * math.sqrt(steps + 1)
 
+    def carrier_tolerance(self, steps: int, n_particles: int) -> float:
+        """Weight conservation of carriers, float64 throughout: each step adds a few ledger terms
+        (error ε₆₄ each, a random walk over steps) and the live weight is a sum over particles
+        (pairwise, error below ε₆₄·√N)."""
+        eps = float(np.finfo(np.float64).eps)
+        return 10.0 * eps * (math.sqrt(steps + 1) + math.sqrt(max(n_particles, 1))) * 4.0
+
     def __call__(self, sim) -> None:
         m = sim.model
+        carriers = getattr(m, "carriers", None)
+        if carriers is not None:
+            err = carriers.balance_error()
+            n = sum(p.n for p in carriers.pops)
+            tol = self.carrier_tolerance(m.step_index, n)
+            if not abs(err) <= tol:
+                raise GuardError(
+                    f"carrier weight is not conserved at t = {m.time_s:g} s (step {m.step_index}): relative error "
+                    f"{err:.3e} exceeds {tol:.1e}. This is a bug in nanosim; please report it with the scenario file.")
+        if getattr(m, "drug", m) is None:
+            return
         if not math.isfinite(m.total_mol):
             raise GuardError(
                 f"the drug field became NaN or infinite at t = {m.time_s:g} s (step {m.step_index}). "

@@ -1,0 +1,192 @@
+r"""What a carrier design implies, in numbers the kernels use (PHYSICS.md §5).
+
+From the scenario's ``[carrier]`` and ``[extravasation]`` tables and the vessel network this
+module derives, for each size class of the design:
+
+- the free diffusivity in interstitial water and in plasma (Stokes–Einstein),
+  ``D₀ = k_B T / (6 π η r_h)``, and the effective diffusivity per tissue region
+  ``D_eff = D₀ · f_ECM``;
+- per network segment: the pore ratio ``λ = r_h / r_p``, the hindrance factors ``H(λ)`` and
+  ``W(λ)`` (Dechadilok & Deen 2006), the wall permeability ``P = γ H D₀,plasma / L``, the
+  reflection coefficient ``σ_f = 1 − W``, the Péclet number ``Pe = J_v (1 − σ_f) / P`` with the
+  transmural fluid flux ``J_v`` (Starling, from the interstitial solution), and from the
+  Patlak / Kedem–Katchalsky flux
+
+  .. math::
+
+      J_s = J_v (1-σ_f) C_v + P (C_v - C_i) \frac{Pe}{e^{Pe}-1}
+          = P\,\frac{Pe\,e^{Pe}}{e^{Pe}-1}\,C_v \;-\; P\,\frac{Pe}{e^{Pe}-1}\,C_i
+
+  the two first-order rates the particle method needs: the rate at which a carrier in the
+  segment's plasma leaves through the wall, ``k_out = (S/V_plasma) P B(−Pe)`` with
+  ``S/V_plasma = 2 / (r (1 − H_D))`` (carriers ride in the plasma, a fraction ``1 − H_D`` of the
+  lumen), and the rate per tissue volume at which a carrier in the interstitium next to the wall
+  re-enters the blood, ``k_in = (S/V)_tissue P B(Pe)``; ``B(x) = x / (eˣ − 1)`` (Bernoulli).
+  With ``Pe → 0`` both reduce to ``P S ΔC``.
+
+A size distribution (log-normal, geometric SD ``radius_gsd``) is represented by ``size_classes``
+equal-number classes, each at the median radius of its quantile range; each class is a separate
+particle population.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+
+import numpy as np
+
+from ..kernels import carriers as ck
+from ..vasculature.network import WallType
+
+#: Avogadro's number, 1/mol (exact, SI 2019): converts carrier amounts in mol to counts.
+AVOGADRO_PER_MOL = 6.02214076e23
+
+
+def size_classes(median_radius_m: float, gsd: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Radii (m) and number fractions of ``n`` equal-number classes of a log-normal distribution.
+
+    Class ``i`` covers the quantiles ``[i/n, (i+1)/n]`` and sits at the median of that range,
+    the quantile ``(i + ½)/n``. With ``gsd = 1`` or ``n = 1`` it is the median radius alone.
+    """
+    if n == 1 or gsd == 1.0:
+        return np.array([median_radius_m]), np.array([1.0])
+    z = np.array([NormalDist().inv_cdf((i + 0.5) / n) for i in range(n)])
+    return median_radius_m * np.exp(z * math.log(gsd)), np.full(n, 1.0 / n)
+
+
+def bernoulli(x):
+    """``B(x) = x / (eˣ − 1)``, with ``B(0) = 1`` and no cancellation near 0 (array in, array out)."""
+    x = np.asarray(x, float)
+    out = np.ones_like(x)
+    small = np.abs(x) < 1e-8
+    xs = x[~small]
+    out[~small] = xs / np.expm1(xs)
+    out[small] = 1.0 - 0.5 * x[small]
+    return out
+
+
+@dataclass
+class SizeClass:
+    """One size class of a design: its radius, share of the carriers, and transport constants."""
+
+    radius_m: float
+    number_fraction: float
+    d0_water_m2_per_s: float
+    d0_plasma_m2_per_s: float
+    region_diffusivity_m2_per_s: np.ndarray  # (3,) normal, tumour, necrotic
+    seg_lambda: np.ndarray = field(repr=False, default=None)
+    seg_permeability_m_per_s: np.ndarray = field(repr=False, default=None)
+    seg_sigma: np.ndarray = field(repr=False, default=None)
+    seg_peclet: np.ndarray = field(repr=False, default=None)
+    seg_out_rate_per_s: np.ndarray = field(repr=False, default=None)
+    seg_back_coefficient_m_per_s: np.ndarray = field(repr=False, default=None)
+
+
+def region_rates(carrier) -> np.ndarray:
+    """Rates table (3 regions × 5) for the transition kernel, 1/s.
+
+    Columns: bind, unbind, internalise free, internalise bound, lymphatic drain.
+    """
+    regs = [carrier.normal, carrier.tumour, carrier.necrotic or carrier.tumour]
+    return np.array([[r.binding_rate_per_s, r.unbinding_rate_per_s, r.internalisation_rate_per_s,
+                      r.bound_internalisation_rate_per_s, r.lymphatic_clearance_rate_per_s] for r in regs], float)
+
+
+def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(γ, L, r_p) per segment from the ``[extravasation]`` table; γ = 0 for walls without pores."""
+    m = network.n_segments
+    gamma = np.zeros(m)
+    thick = np.ones(m)
+    pore = np.asarray(network.seg_pore_radius_m, float).copy()
+    for wall, spec in ((WallType.TUMOUR, extravasation.tumour), (WallType.SINUSOID, extravasation.sinusoid),
+                       (WallType.CAPILLARY, extravasation.capillary)):
+        if spec is None:
+            continue
+        sel = network.seg_wall == wall
+        gamma[sel] = spec.pore_area_fraction
+        thick[sel] = spec.wall_thickness_m
+        if spec.pore_radius_m is not None:
+            pore[sel] = spec.pore_radius_m
+    gamma[pore <= 0] = 0.0  # a wall without pores is closed to carriers
+    return gamma, thick, pore
+
+
+def segment_fluid_flux(vas, scenario, region) -> np.ndarray:
+    """Transmural fluid flux J_v per segment, m/s (Starling, at the segment midpoint's voxel).
+
+    ``J_v = L_p (p_v − p_i − σ_T (π_v − π_i))`` with the segment's blood pressure (mean of its
+    nodes), the interstitial pressure of the voxel holding its midpoint and the fluid constants of
+    that voxel's region. Zero when the interstitial fluid is not solved.
+    """
+    net = vas.network
+    if vas.interstitial is None or vas.flow is None:
+        return np.zeros(net.n_segments)
+    grid = vas.interstitial.grid
+    mid = 0.5 * (net.node_pos_m[net.seg_nodes[:, 0]] + net.node_pos_m[net.seg_nodes[:, 1]])
+    idx = np.floor((mid - np.asarray(grid.origin_m)) / grid.voxel_size_m).astype(int)
+    nx, ny, nz = grid.shape_xyz
+    idx = np.clip(idx, 0, [nx - 1, ny - 1, nz - 1])
+    p_i = vas.interstitial.pressure_pa[idx[:, 2], idx[:, 1], idx[:, 0]]
+    region = np.asarray(region)[idx[:, 2], idx[:, 1], idx[:, 0]]
+    fl = scenario.interstitial
+    regs = [fl.normal, fl.tumour, fl.necrotic or fl.tumour]
+    lp = np.array([r.wall_hydraulic_permeability_m_per_pa_s for r in regs])[region]
+    sig = np.array([r.reflection_coefficient for r in regs])[region]
+    pi_i = np.array([r.interstitial_oncotic_pressure_pa for r in regs])[region]
+    p = vas.flow.node_pressure_pa
+    p_v = 0.5 * (p[net.seg_nodes[:, 0]] + p[net.seg_nodes[:, 1]])
+    return lp * (p_v - p_i - sig * (fl.vascular_oncotic_pressure_pa - pi_i))
+
+
+def build_classes(carrier, extravasation, network=None, flow=None, jv_m_per_s=None) -> list[SizeClass]:
+    """The size classes of a design with their per-region diffusivities and per-segment wall rates."""
+    ex = extravasation
+    radii, fractions = size_classes(carrier.radius_m, carrier.radius_gsd, carrier.size_classes)
+    regs = [carrier.normal, carrier.tumour, carrier.necrotic or carrier.tumour]
+    f_ecm = np.array([r.ecm_hindrance for r in regs])
+    out = []
+    for r, frac in zip(radii, fractions):
+        d0w = ck.stokes_einstein_diffusivity.py(ex.temperature_k, ex.water_viscosity_pa_s, float(r))
+        d0p = ck.stokes_einstein_diffusivity.py(ex.temperature_k, ex.plasma_viscosity_pa_s, float(r))
+        sc = SizeClass(float(r), float(frac), d0w, d0p, d0w * f_ecm)
+        if network is not None:
+            gamma, thick, pore = wall_pores_per_segment(network, ex)
+            lam = np.where(pore > 0, r / np.where(pore > 0, pore, 1.0), np.inf)
+            h = ck.dechadilok_deen_h_array(np.minimum(lam, 1.0))
+            w = ck.dechadilok_deen_w_array(np.minimum(lam, 1.0))
+            perm = gamma * h * d0p / thick
+            sigma = 1.0 - w
+            jv = np.zeros(network.n_segments) if jv_m_per_s is None else np.asarray(jv_m_per_s, float)
+            open_ = perm > 0
+            pe = np.zeros(network.n_segments)
+            pe[open_] = jv[open_] * (1.0 - sigma[open_]) / perm[open_]
+            hd = flow.seg_haematocrit if flow is not None else np.zeros(network.n_segments)
+            sv_plasma = 2.0 / (network.seg_radius_m * (1.0 - hd))
+            sc.seg_lambda, sc.seg_permeability_m_per_s, sc.seg_sigma, sc.seg_peclet = lam, perm, sigma, pe
+            sc.seg_out_rate_per_s = np.where(open_, sv_plasma * perm * bernoulli(-pe), 0.0)
+            sc.seg_back_coefficient_m_per_s = np.where(open_, perm * bernoulli(pe), 0.0)
+        out.append(sc)
+    return out
+
+
+#: Molar mass of sorafenib, kg/mol (464.8 g/mol, PHYSICS.md §8), used when the scenario has no [drug].
+SORAFENIB_MOLAR_MASS_KG_PER_MOL = 0.4648
+
+
+def carriers_per_dose(carrier, route, body_mass_kg: float,
+                      drug_molar_mass_kg_per_mol: float = SORAFENIB_MOLAR_MASS_KG_PER_MOL) -> float:
+    """Number of carriers (a count) in the dose of ``route``.
+
+    A dose in mg of encapsulated drug per kg body mass becomes ``dose · mass / M_drug`` mol of
+    drug, carried at ``drug_per_carrier_mol`` per carrier.
+    """
+    if route.dose_carriers is not None:
+        return route.dose_carriers * AVOGADRO_PER_MOL
+    drug_mol = route.dose_drug_mg_per_kg * 1e-6 * body_mass_kg / drug_molar_mass_kg_per_mol
+    if carrier.drug_per_carrier_mol <= 0:
+        raise ValueError("route.dose_drug_mg_per_kg: the carrier carries no drug (carrier.drug_per_carrier_mol = 0); "
+                         "give the dose as route.dose_carriers")
+    return drug_mol / carrier.drug_per_carrier_mol
+

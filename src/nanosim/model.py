@@ -1,0 +1,164 @@
+"""The model a scenario builds: the free drug, the carriers, or both, on one backend.
+
+:func:`build` makes the grid, the tissue regions and the vessel network with its fluid once, then
+the parts the scenario asks for: a :class:`~nanosim.drug.free_drug.FreeDrugModel` (``[drug]``)
+and a :class:`~nanosim.carriers.model.CarrierModel` (``[carrier]``). :class:`Model` steps them
+together and gives the simulation loop, the writer and the checkpointer one interface.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .geometry import Grid, region_map, vessel_maps
+
+
+class Model:
+    """Free drug and/or carriers, advanced together (carriers first, then the drug field)."""
+
+    def __init__(self, grid, region, vessel, vasculature, drug=None, carriers=None):
+        self.grid = grid
+        self.region_host = region
+        self.vessel_host = vessel
+        self.vasculature = vasculature
+        self.drug = drug
+        self.carriers = carriers
+        self.time_s = 0.0
+        self.step_index = 0
+
+    # -- stepping -------------------------------------------------------------------------------
+    def step(self, dt: float) -> None:
+        if self.carriers is not None:
+            self.carriers.step(dt)
+        if self.drug is not None:
+            self.drug.step(dt)
+        self.step_index += 1
+        self.time_s += dt
+
+    @property
+    def time_s(self) -> float:
+        return self._time_s
+
+    @time_s.setter
+    def time_s(self, value: float) -> None:
+        # the loop sets the time from the step count: keep the parts on the same clock
+        self._time_s = float(value)
+        for part in (getattr(self, "drug", None), getattr(self, "carriers", None)):
+            if part is not None:
+                part.time_s = self._time_s
+
+    def dt_limit(self, scenario) -> float:
+        """Largest outer step the parts allow (the drug's explicit scheme sub-steps by itself)."""
+        lim = math.inf
+        if self.drug is not None:
+            from .runner import IMPLICIT_AUTO_FACTOR
+
+            op = self.drug.op
+            if scenario.transport.dt_s == "auto":
+                lim = 0.9 * op.explicit_dt_limit() if scenario.transport.scheme == "explicit" else \
+                    IMPLICIT_AUTO_FACTOR * op.explicit_dt_limit()
+            else:
+                lim = float(scenario.transport.dt_s)
+            if self.carriers is not None and scenario.transport.dt_s == "auto":
+                lim = math.inf  # the drug sub-steps within the carriers' step
+        if self.carriers is not None:
+            dt = scenario.particles.dt_s
+            lim = min(lim, self.carriers.dt_limit() if dt == "auto" else float(dt))
+        return lim
+
+    def substeps(self, dt: float) -> int:
+        return self.drug.op.substeps(dt) if self.drug is not None else 1
+
+    # -- guards ---------------------------------------------------------------------------------
+    @property
+    def total_mol(self) -> float:
+        if self.drug is not None:
+            return self.drug.total_mol
+        return 0.0 if self.carriers is None else float(sum(self.carriers.compartment_weights().values()))
+
+    def mass_balance_error(self) -> float:
+        return self.drug.mass_balance_error() if self.drug is not None else 0.0
+
+    def carrier_balance_error(self) -> float:
+        return self.carriers.balance_error() if self.carriers is not None else 0.0
+
+    # -- state ----------------------------------------------------------------------------------
+    def state_arrays(self) -> dict:
+        out = {}
+        if self.drug is not None:
+            out.update(self.drug.state_arrays())
+        if self.carriers is not None:
+            out.update(self.carriers.state_arrays())
+        return out
+
+    def state_attrs(self) -> dict:
+        out = {"time_s": self.time_s, "step_index": self.step_index}
+        if self.drug is not None:
+            out.update(self.drug.state_attrs())
+        if self.carriers is not None:
+            out.update(self.carriers.state_attrs())
+        return out
+
+    def load_state(self, arrays: dict, attrs: dict) -> None:
+        if self.drug is not None:
+            self.drug.load_state(arrays, attrs)
+        if self.carriers is not None:
+            self.carriers.load_state(arrays, attrs)
+        self.step_index = int(attrs["step_index"])
+        self.time_s = float(attrs["time_s"])
+
+    # -- output ---------------------------------------------------------------------------------
+    @property
+    def field_names(self) -> tuple:
+        names = ()
+        if self.drug is not None:
+            names += tuple(self.drug.field_names)
+        if self.carriers is not None:
+            names += CARRIER_FIELDS
+        return names
+
+    def fields(self) -> dict:
+        out = {}
+        if self.drug is not None:
+            out.update(self.drug.fields())
+        if self.carriers is not None:
+            out.update(self.carriers.fields())
+        return out
+
+    def metrics(self) -> dict:
+        out = {"time_s": self.time_s}
+        if self.drug is not None:
+            out.update(self.drug.metrics())
+        if self.carriers is not None:
+            out.update(self.carriers.metrics())
+        return out
+
+    def __repr__(self) -> str:
+        parts = [repr(p) for p in (self.drug, self.carriers) if p is not None]
+        return f"Model at t = {self.time_s:g} s (step {self.step_index})\n" + "\n".join(parts)
+
+
+#: Carrier concentration fields (carriers per m³ of tissue), by compartment.
+CARRIER_FIELDS = ("carrier_free", "carrier_bound", "carrier_internalised", "carrier_vessel", "carrier_lodged")
+
+
+def build(scenario, backend, dtype, log=None) -> Model:
+    """Grid, regions, vasculature once; then the free-drug and carrier parts the scenario has."""
+    from .carriers.model import CarrierModel
+    from .drug.free_drug import build_model as build_drug
+    from .vasculature.build import build_vasculature
+
+    g = scenario.grid
+    grid = Grid(tuple(int(n) for n in g.shape), float(g.voxel_size_m), tuple(float(o) for o in g.origin_m))
+    region = region_map(grid, scenario.tissue.tumour)
+    _, _, vessel = vessel_maps(grid, scenario.vessels)
+    vas = build_vasculature(scenario, grid, region, backend, log=log)
+    if vas is not None:
+        vessel = np.maximum(vessel, (vas.maps.volume_fraction >= 0.5).astype(np.uint8))
+    drug = build_drug(scenario, backend, dtype, log=log, vasculature=vas) if scenario.drug is not None else None
+    carriers = None
+    if scenario.carrier is not None:
+        carriers = CarrierModel(scenario, backend, grid, region, vas, pos_dtype=np.float64, log=log)
+    return Model(grid, region, vessel, vas, drug=drug, carriers=carriers)
