@@ -47,12 +47,39 @@ def _fmt(v) -> str:
     return str(v)
 
 
-def summary_table(info) -> str:
-    rows = [("metric", "final value")] + [(k, _fmt(v)) for k, v in info.final_metrics.items()]
+def _table(rows) -> str:
     w = max(len(r[0]) for r in rows)
     lines = [f"{a:<{w}}  {b}" for a, b in rows]
     lines.insert(1, "-" * (w + 14))
     return "\n".join(lines)
+
+
+#: The carrier metrics shown first, as "where is the dose", with their labels.
+DOSE_ROWS = (("carrier_tumour_pct_id", "tumour"), ("carrier_blood_pct_id", "blood (plasma)"),
+             ("carrier_peripheral_pct_id", "peripheral tissues"),
+             ("carrier_liver_macrophages_pct_id", "liver macrophages"), ("carrier_cleared_pct_id", "cleared"))
+
+
+def dose_table(metrics: dict) -> str:
+    """Where the injected carriers are (% injected dose), and how far they got into the tissue."""
+    rows = [("where the carriers are", "% injected dose")]
+    rows += [(label, f"{metrics[key]:.3g}") for key, label in DOSE_ROWS if key in metrics]
+    for key, label in (("carrier_penetration_p50_m", "median distance from a vessel wall"),
+                       ("carrier_penetration_p90_m", "90th percentile distance")):
+        if key in metrics and metrics[key] == metrics[key]:
+            rows.append((label, f"{metrics[key] * 1e6:.3g} µm"))
+    if "carrier_fraction_extravasated" in metrics:
+        rows.append(("of the carriers entering the box, extravasated", f"{100 * metrics['carrier_fraction_extravasated']:.3g} %"))
+    return _table(rows)
+
+
+def summary_table(info) -> str:
+    metrics = info.final_metrics
+    out = ""
+    if "carrier_tumour_pct_id" in metrics:
+        out = dose_table(metrics) + "\n\n"
+    rows = [("metric", "final value")] + [(k, _fmt(v)) for k, v in metrics.items()]
+    return out + _table(rows)
 
 
 def main(args) -> int:
