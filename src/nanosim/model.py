@@ -32,6 +32,9 @@ class Model:
     def step(self, dt: float) -> None:
         if self.carriers is not None:
             self.carriers.step(dt)
+            if self.drug is not None and self.carriers.release_params is not None:
+                # drug released by the carriers joins the free drug before it moves
+                self.drug.deposit(self.carriers.take_release_deposit())
         if self.drug is not None:
             self.drug.step(dt)
         self.step_index += 1
@@ -117,6 +120,8 @@ class Model:
             names += tuple(self.drug.field_names)
         if self.carriers is not None:
             names += CARRIER_FIELDS
+            if self.carriers.release_params is not None:
+                names += ("released_drug",)
         return names
 
     def fields(self) -> dict:

@@ -48,12 +48,15 @@ from . import design as D
 OCCLUDED_CONDUCTANCE_FACTOR = 1e-12
 
 LEDGER_NAMES = ("entered", "exited", "intravasated", "cleared", "extravasated")
+#: The box's drug ledger (mol): what came in inside carriers, where it was released, what left in carriers.
+DRUG_LEDGER = ("entered_in_carriers", "left_in_carriers", "released_in_blood", "released_free", "released_bound",
+               "released_internalised", "released_lodged")
 
 
 class Population:
     """Particle arrays of one size class on a backend (grown on demand, compacted when sparse)."""
 
-    ARRAYS = ("x", "y", "z", "s", "weight", "payload", "ids", "seg", "state")
+    ARRAYS = ("x", "y", "z", "s", "weight", "payload", "tau", "released", "ids", "seg", "state")
 
     def __init__(self, backend, capacity: int, pos_dtype):
         xp = backend.xp
@@ -66,6 +69,8 @@ class Population:
         self.s = xp.zeros(n, np.float64)
         self.weight = xp.zeros(n, np.float64)
         self.payload = xp.zeros(n, np.float64)
+        self.tau = xp.zeros(n, np.float64)  # release clock, s
+        self.released = xp.zeros(n, np.float64)  # fraction of the payload released
         self.ids = xp.zeros(n, np.int64)
         self.seg = xp.full(n, -1, np.int64)
         self.state = xp.zeros(n, np.uint8)
@@ -212,6 +217,8 @@ class CarrierModel:
         self.ledger = {k: 0.0 for k in LEDGER_NAMES}
         self.infused = 0.0
         self.counts = {}
+        # release: the carriers' clock in the body's plasma, drug bookkeeping, deposits on the grid
+        self._init_release()
         # embolisation: segments occluded by lodged spheres, spheres due at each inlet
         self.occluded = np.zeros(net.n_segments, bool)
         self.sphere_pending = np.zeros(len(self.inlet_seg))
@@ -220,6 +227,38 @@ class CarrierModel:
             f"({int(arterial.sum())} arterial); tissue particle = {self.tissue_weight[0]:.4g} carriers")
 
     # -- set-up helpers ------------------------------------------------------------------------
+    def _init_release(self) -> None:
+        from ..kernels import release as rk
+
+        rel = self.carrier.release
+        self.release_params = rel.kernel_params() if rel is not None else None
+        self.ph_map = None  # extracellular pH per voxel on the backend (set by the microenvironment)
+        nvox = int(np.prod(self.grid.shape_zyx))
+        xp = self.backend.xp
+        self.release_deposit = xp.zeros(nvox, np.float64)  # mol released into each voxel since taken
+        self.released_field = xp.zeros(nvox, np.float64)  # cumulative mol released into each voxel
+        self.pool_tau = 0.0  # release clock of the carriers in the body's plasma (amount-weighted mean)
+        self.wall_drug = [0.0 for _ in self.classes]  # drug in the carriers of each class's wall account
+        self.drug = {k: 0.0 for k in DRUG_LEDGER}
+        if self.release_params is not None:
+            p = self.release_params
+            self.pool_speed = p.factor("vessel") * float(rk.numpy_ph_factor(p.ph_blood, p.pka, p.hill_n, p.h_min))
+            self.burst_at_injection = p.burst_fraction > 0 and C.VESSEL in p.burst_states
+        else:
+            self.pool_speed = 0.0
+            self.burst_at_injection = False
+
+    def pool_released_fraction(self) -> float:
+        """Fraction of the payload already released by carriers arriving from the plasma now."""
+        p = self.release_params
+        if p is None:
+            return 0.0
+        from ..kernels import release as rk
+
+        fb = p.burst_fraction
+        law = (1.0 - fb) * rk.fraction_released.py(p.law, p.p0, p.p1, self.pool_tau)  # acts on the part not burst
+        return fb + law if self.burst_at_injection else law
+
     def _inlets(self, vascular, plasma_q):
         seg = np.asarray(vascular.inlet_table(self.graph).seg, np.int64)
         return seg, plasma_q[seg]
@@ -284,8 +323,15 @@ class CarrierModel:
         be = self.backend
         xp = be.xp
         k = self.step_index
+        central_before = self.systemic.central + (self.dose_carriers if (t0 == 0.0 and self.route.kind != "embolisation"
+                                                                         and self.route.infusion_duration_s == 0.0) else 0.0)
         auc = self._dose_into(self.systemic, t0, t1)
         rate, covered = self._infusion_rate(t0, t1)
+        if self.release_params is not None:  # carriers infused during the step are younger
+            infused = rate * covered if self.route.kind != "embolisation" else 0.0
+            old = central_before
+            self.pool_tau = ((old * (self.pool_tau + self.pool_speed * dt) + infused * self.pool_speed * 0.5 * covered)
+                             / (old + infused)) if old + infused > 0 else self.pool_tau + self.pool_speed * dt
         direct = 0.0
         if self.route.kind != "intravenous":
             direct = rate * covered  # carriers infused into the hepatic artery during the step
@@ -298,6 +344,7 @@ class CarrierModel:
             # 3. vessels
             acc = be.asarray(np.zeros(self.network.n_segments))
             radius = sc.radius_m if self.route.kind == "embolisation" else 0.0
+            w_before = pop.view("weight").copy()
             res = vascular.traverse(be.name, pop.view("seg"), pop.view("s"), pop.view("weight"), pop.view("state"),
                                     pop.view("ids"), radius, k, dt_s=dt, seed=self.seed, graph=self.graph,
                                     rate_per_s=be.asarray(sc.seg_out_rate_per_s), extravasated=acc)
@@ -306,17 +353,25 @@ class CarrierModel:
             counts["lodged"] += int(res.get("lodged", 0))
             acc_h = be.to_host(acc)
             self.ledger["extravasated"] += float(acc_h.sum())
+            # drug carried through the walls with that weight (into the class's wall account)
+            lost = w_before - pop.view("weight")
+            self.wall_drug[ci] += float(xp.sum(lost * pop.view("payload") * (1.0 - pop.view("released"))))
             # 4. tissue
             if pop.n:
                 self._move_tissue(ci, pop, dt, k, particles, particle_states)
             # 5. extravasated weight → tissue particles
             counts["new_tissue"] += self._extravasate(ci, pop, acc_h, k)
-            # terminal states
+            if self.release_params is not None:
+                self._release(pop, dt)
+            # terminal states: their weight, and the drug still in them, leave the box
             st = pop.view("state")
             for code, key in ((C.EXITED, None), (C.CLEARED, "cleared"), (C.INTRAVASATED, "intravasated")):
                 sel = st == code
+                w = pop.view("weight")[sel]
                 if key is not None:
-                    self.ledger[key] += float(xp.sum(pop.view("weight")[sel]))
+                    self.ledger[key] += float(xp.sum(w))
+                self.drug["left_in_carriers"] += float(xp.sum(w * pop.view("payload")[sel] *
+                                                              (1.0 - pop.view("released")[sel])))
                 st[sel] = C.INACTIVE
             if pop.n > 4096 and int(xp.count_nonzero(st == C.INACTIVE)) > pop.n // 2:
                 pop.compact()
@@ -348,12 +403,7 @@ class CarrierModel:
             w_in[big] += float(w_in[(w_in > 0) & ~keep].sum())
         seg = np.repeat(self.inlet_seg[keep], per[keep])
         weight = np.repeat(w_in[keep] / per[keep], per[keep])
-        ids = np.arange(self.next_id, self.next_id + len(seg), dtype=np.int64)
-        self.next_id += len(seg)
-        be = self.backend
-        pop.append(ids=be.asarray(ids), seg=be.asarray(seg), s=be.asarray(np.zeros(len(seg))),
-                   weight=be.asarray(weight), payload=be.asarray(np.full(len(seg), self.carrier.drug_per_carrier_mol)),
-                   state=be.asarray(np.full(len(seg), C.VESSEL, np.uint8)))
+        self._append_packets(pop, seg, weight, self.pool_tau, self.pool_released_fraction())
 
     def _inject_spheres(self, pop, w_in: np.ndarray) -> None:
         """Embolic spheres enter one by one (each may occlude a segment): whole spheres per inlet,
@@ -370,15 +420,22 @@ class CarrierModel:
         if total == 0:
             return None
         self.ledger["entered"] += float(total)
-        seg = np.repeat(self.inlet_seg, n)
-        ids = np.arange(self.next_id, self.next_id + total, dtype=np.int64)
-        self.next_id += total
-        be = self.backend
-        pop.append(ids=be.asarray(ids), seg=be.asarray(seg), s=be.asarray(np.zeros(total)),
-                   weight=be.asarray(np.ones(total)),
-                   payload=be.asarray(np.full(total, self.carrier.drug_per_carrier_mol)),
-                   state=be.asarray(np.full(total, C.VESSEL, np.uint8)))
+        # spheres come straight from the catheter: their clock starts now (a burst on injection at once)
+        p = self.release_params
+        fb = p.burst_fraction if (p is not None and self.burst_at_injection) else 0.0
+        self._append_packets(pop, np.repeat(self.inlet_seg, n), np.ones(total), 0.0, fb)
         return None
+
+    def _append_packets(self, pop, seg, weight, tau: float, released: float) -> None:
+        n = len(seg)
+        ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        self.next_id += n
+        be = self.backend
+        payload = self.carrier.drug_per_carrier_mol
+        self.drug["entered_in_carriers"] += float(np.sum(weight)) * payload * (1.0 - released)
+        pop.append(ids=be.asarray(ids), seg=be.asarray(seg), s=be.asarray(np.zeros(n)), weight=be.asarray(weight),
+                   payload=be.asarray(np.full(n, payload)), tau=be.asarray(np.full(n, float(tau))),
+                   released=be.asarray(np.full(n, float(released))), state=be.asarray(np.full(n, C.VESSEL, np.uint8)))
 
     def _occlude_lodged(self) -> int:
         """Occlude the segments where spheres newly lodged and recompute the flow; returns how many."""
@@ -473,6 +530,13 @@ class CarrierModel:
         n = int(n_seg.sum())
         if n == 0:
             return 0
+        wall_weight = float(acct.sum()) + n * w_t  # before the n particles leave the account
+        payload = self.carrier.drug_per_carrier_mol
+        # the account's carriers hold wall_drug: the new particles take their share (mean content)
+        remaining = self.wall_drug[ci] / (wall_weight * payload) if payload > 0 and wall_weight > 0 else 1.0
+        remaining = min(max(remaining, 0.0), 1.0)
+        moved = n * w_t / wall_weight * self.wall_drug[ci] if wall_weight > 0 else 0.0
+        self.wall_drug[ci] -= moved
         acct -= n_seg * w_t
         seg = np.repeat(np.arange(len(acct)), n_seg)
         ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
@@ -484,10 +548,58 @@ class CarrierModel:
         pos = self._wall_points(seg, u, v)
         be = self.backend
         pop.append(ids=be.asarray(ids), x=be.asarray(pos[:, 0]), y=be.asarray(pos[:, 1]), z=be.asarray(pos[:, 2]),
-                   weight=be.asarray(np.full(n, w_t)), seg=be.asarray(seg),
-                   payload=be.asarray(np.full(n, self.carrier.drug_per_carrier_mol)),
+                   weight=be.asarray(np.full(n, w_t)), seg=be.asarray(seg), payload=be.asarray(np.full(n, payload)),
+                   tau=be.asarray(np.full(n, self.pool_tau)), released=be.asarray(np.full(n, 1.0 - remaining)),
                    state=be.asarray(np.full(n, C.TISSUE, np.uint8)))
         return n
+
+    def _release(self, pop, dt: float) -> None:
+        """Release from every live particle over the step, with the pH it sees (PHYSICS.md §7)."""
+        from ..kernels import release as rk
+
+        xp = self.backend.xp
+        st = pop.view("state")
+        x, y, z = pop.view("x"), pop.view("y"), pop.view("z")
+        flat = self._voxel_flat(x, y, z)
+        ph_local = self.ph_map.reshape(-1)[flat] if self.ph_map is not None else None
+        rel = rk.release_step(self.backend.name, pop.view("tau"), pop.view("released"), pop.view("payload"),
+                              pop.view("weight"), st, ph_local, dt_s=dt, params=self.release_params)
+        sums = rk.released_by_compartment(rel, st)
+        for code, name in ((C.VESSEL, "released_in_blood"), (C.TISSUE, "released_free"), (C.BOUND, "released_bound"),
+                           (C.INTERNALISED, "released_internalised"), (C.LODGED, "released_lodged")):
+            self.drug[name] += float(sums[code])
+        # drug released outside the blood goes into the voxel the carrier is in
+        tissue = (st == C.TISSUE) | (st == C.BOUND) | (st == C.INTERNALISED)
+        nvox = self.release_deposit.shape[0]
+        dep = xp.bincount(flat[tissue], weights=rel[tissue], minlength=nvox)
+        lodged = st == C.LODGED
+        if bool(xp.any(lodged)):
+            lx, ly, lz = self._lodged_positions(pop, lodged)
+            dep = dep + xp.bincount(self._voxel_flat(lx, ly, lz), weights=rel[lodged], minlength=nvox)
+        self.release_deposit += dep
+        self.released_field += dep
+
+    def take_release_deposit(self):
+        """Drug (mol) released into each voxel since the last call, flat (nz·ny·nx,); the account is reset."""
+        dep = self.release_deposit
+        self.release_deposit = self.backend.xp.zeros_like(dep)
+        return dep
+
+    def drug_in_carriers(self) -> float:
+        """Drug (mol) still in the box's carriers: live particles and the wall accounts."""
+        xp = self.backend.xp
+        total = float(sum(self.wall_drug))
+        for pop in self.pops:
+            live = pop.view("state") != C.INACTIVE
+            total += float(xp.sum((pop.view("weight") * pop.view("payload") * (1.0 - pop.view("released")))[live]))
+        return total
+
+    def drug_balance_error(self) -> float:
+        """(drug entered in carriers − in carriers − released − left) / entered: round-off."""
+        d = self.drug
+        released = sum(v for k, v in d.items() if k.startswith("released_"))
+        entered = d["entered_in_carriers"]
+        return (entered - self.drug_in_carriers() - released - d["left_in_carriers"]) / max(entered, 1e-300)
 
     def _wall_points(self, seg, u, v) -> np.ndarray:
         """Points on the outer surface of segments ``seg``: fraction u along, azimuth 2πv."""
@@ -614,6 +726,12 @@ class CarrierModel:
         out.update({f"carrier_{k}": v for k, v in self.penetration().items()})
         out["carrier_particles"] = float(sum(p.n for p in self.pops))
         out["carrier_occluded_segments"] = float(self.occluded.sum())
+        if self.release_params is not None:
+            for k, v in self.drug.items():
+                out[f"carrier_drug_{k}_mol"] = v
+            out["carrier_drug_in_carriers_mol"] = self.drug_in_carriers()
+            out["carrier_drug_balance_rel_error"] = self.drug_balance_error()
+            out["carrier_pool_released_fraction"] = self.pool_released_fraction()
         out["carrier_flow_solves"] = float(self.flow_solves)
         return out
 
@@ -636,6 +754,8 @@ class CarrierModel:
                 if int(xs.shape[0]):
                     acc += xp.bincount(self._voxel_flat(xs, ys, zs), weights=pop.view("weight")[sel], minlength=nvox)
             out[name] = self.backend.to_host(acc / vol).reshape(self.grid.shape_zyx)
+        if self.release_params is not None:
+            out["released_drug"] = self.backend.to_host(self.released_field / vol).reshape(self.grid.shape_zyx)
         return out
 
     def _packet_positions(self, pop, sel):
@@ -686,13 +806,17 @@ class CarrierModel:
             out.update(pop.host_arrays(f"carrier{ci}_"))
             out[f"carrier{ci}_wall_account"] = self.wall_account[ci].copy()
         out["carrier_occluded"] = self.occluded.astype(np.uint8)
+        out["carrier_release_deposit"] = self.backend.to_host(self.release_deposit)
+        out["carrier_released_field"] = self.backend.to_host(self.released_field)
         out["carrier_sphere_pending"] = self.sphere_pending.copy()
         return out
 
     def state_attrs(self) -> dict:
         return {"carrier_time_s": self.time_s, "carrier_step_index": self.step_index, "carrier_next_id": self.next_id,
                 "carrier_ledger": dict(self.ledger), "carrier_infused": self.infused,
-                "carrier_systemic": self.systemic.state(), "carrier_flow_solves": self.flow_solves}
+                "carrier_systemic": self.systemic.state(), "carrier_flow_solves": self.flow_solves,
+                "carrier_pool_tau": self.pool_tau, "carrier_wall_drug": list(self.wall_drug),
+                "carrier_drug": dict(self.drug)}
 
     def load_state(self, arrays: dict, attrs: dict) -> None:
         occluded = np.asarray(arrays["carrier_occluded"]).astype(bool)
@@ -709,6 +833,11 @@ class CarrierModel:
         self.infused = float(attrs["carrier_infused"])
         self.systemic.load_state(attrs["carrier_systemic"])
         self.sphere_pending = np.asarray(arrays["carrier_sphere_pending"], float).copy()
+        self.release_deposit = self.backend.asarray(np.asarray(arrays["carrier_release_deposit"], float))
+        self.released_field = self.backend.asarray(np.asarray(arrays["carrier_released_field"], float))
+        self.pool_tau = float(attrs["carrier_pool_tau"])
+        self.wall_drug = [float(v) for v in attrs["carrier_wall_drug"]]
+        self.drug = {k: float(v) for k, v in dict(attrs["carrier_drug"]).items()}
 
     # -- time step -----------------------------------------------------------------------------
     def dt_limit(self) -> float:

@@ -19,7 +19,8 @@ from ..geometry import REGION_NAMES, Grid, region_map, vessel_maps, wall_correct
 from ..transport import BC_CODES, TransportOperator
 from .plasma import PlasmaCurve
 
-LEDGER_NAMES = ("boundary_in_mol", "vessel_supply_mol", "loss_mol", "exchange_in_mol", "source_mol")
+LEDGER_NAMES = ("boundary_in_mol", "vessel_supply_mol", "loss_mol", "exchange_in_mol", "source_mol",
+                "released_in_mol")
 
 
 def region_tables(drug):
@@ -69,14 +70,22 @@ class FreeDrugModel:
         """Advance by ``dt`` (s); the plasma value is taken at the end of the step."""
         t_new = self.time_s + dt
         led = self.op.step(dt, self.plasma(t_new))
-        self.ledger_mol += led[:5]
+        self.ledger_mol[:5] += led[:5]
         self.total_mol = float(led[5])
         self.time_s = t_new
         self.step_index += 1
 
+    def deposit(self, amount_mol) -> None:
+        """Add drug released by carriers: ``amount_mol`` per voxel (flat, nz·ny·nx), into the free pool."""
+        xp = self.backend.xp
+        amount = xp.asarray(amount_mol).reshape(self.grid.shape_zyx)
+        self.op.c += (amount / self.grid.voxel_volume_m3).astype(self.op.dtype)
+        self.ledger_mol[5] += float(xp.sum(amount, dtype=xp.float64))
+
     def mass_balance_error(self) -> float:
         """(current total − initial − net inflow) / max(|initial|, |inflows|, |total|): round-off."""
-        inflow = self.ledger_mol[0] + self.ledger_mol[1] - self.ledger_mol[2] + self.ledger_mol[3] + self.ledger_mol[4]
+        led = self.ledger_mol
+        inflow = led[0] + led[1] - led[2] + led[3] + led[4] + led[5]
         scale = max(abs(self.initial_total_mol), abs(self.total_mol), float(np.abs(self.ledger_mol).max()), 1e-300)
         return (self.total_mol - self.initial_total_mol - inflow) / scale
 

@@ -22,6 +22,7 @@ from pydantic import Field, model_validator
 
 from nanosim.units import format_quantity, quantity
 
+from .release import Release
 from .schema_base import (Count, NonNegativeRate, PositiveLength, PositiveTime, TimeStep, _Model, _tree,
                           nanosim_error)
 
@@ -171,6 +172,8 @@ class Carrier(_Model):
     normal: RegionCarrier = Field(default_factory=RegionCarrier, description="Behaviour in normal liver tissue.")
     tumour: RegionCarrier = Field(default_factory=RegionCarrier, description="Behaviour in viable tumour.")
     necrotic: Optional[RegionCarrier] = Field(None, description="Behaviour in the necrotic core; default: tumour's.")
+    release: Optional[Release] = Field(
+        None, description="Drug release from the carriers (PHYSICS.md §7); none: the payload stays in the carriers.")
 
     @model_validator(mode="after")
     def _sizes(self) -> "Carrier":
@@ -186,6 +189,7 @@ class Carrier(_Model):
         head = f"{self.name}" + (f" (preset {self.preset})" if self.preset else "")
         head += f": {self.material}, {self.surface} surface, radius {size}, {self.drug_per_carrier_mol:.3g} mol drug"
         return head + "\n" + _tree([f"imaging: {self.imaging.describe()}", f"blood: {self.blood.describe()}",
+                                    f"release: {self.release.describe() if self.release else 'none'}",
                                     f"normal: {self.normal.describe()}", f"tumour: {self.tumour.describe()}"])
 
 
