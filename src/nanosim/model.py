@@ -18,13 +18,14 @@ from .geometry import Grid, region_map, vessel_maps
 class Model:
     """Free drug and/or carriers, advanced together (carriers first, then the drug field)."""
 
-    def __init__(self, grid, region, vessel, vasculature, drug=None, carriers=None):
+    def __init__(self, grid, region, vessel, vasculature, drug=None, carriers=None, exposure=None):
         self.grid = grid
         self.region_host = region
         self.vessel_host = vessel
         self.vasculature = vasculature
         self.drug = drug
         self.carriers = carriers
+        self.exposure = exposure
         self.time_s = 0.0
         self.step_index = 0
 
@@ -37,6 +38,8 @@ class Model:
                 self.drug.deposit(self.carriers.take_release_deposit())
         if self.drug is not None:
             self.drug.step(dt)
+            if self.exposure is not None:
+                self.exposure.update(self.drug.op.c, dt, self.drug.plasma(self.drug.time_s))
         self.step_index += 1
         self.time_s += dt
 
@@ -94,6 +97,8 @@ class Model:
             out.update(self.drug.state_arrays())
         if self.carriers is not None:
             out.update(self.carriers.state_arrays())
+        if self.exposure is not None:
+            out.update(self.exposure.state_arrays())
         return out
 
     def state_attrs(self) -> dict:
@@ -102,6 +107,8 @@ class Model:
             out.update(self.drug.state_attrs())
         if self.carriers is not None:
             out.update(self.carriers.state_attrs())
+        if self.exposure is not None:
+            out.update(self.exposure.state_attrs())
         return out
 
     def load_state(self, arrays: dict, attrs: dict) -> None:
@@ -109,6 +116,8 @@ class Model:
             self.drug.load_state(arrays, attrs)
         if self.carriers is not None:
             self.carriers.load_state(arrays, attrs)
+        if self.exposure is not None:
+            self.exposure.load_state(arrays, attrs)
         self.step_index = int(attrs["step_index"])
         self.time_s = float(attrs["time_s"])
 
@@ -118,6 +127,8 @@ class Model:
         names = ()
         if self.drug is not None:
             names += tuple(self.drug.field_names)
+        if self.exposure is not None:
+            names += ("auc_unbound", "cmax_unbound", "time_above_threshold")
         if self.carriers is not None:
             names += CARRIER_FIELDS
             if self.carriers.release_params is not None:
@@ -130,6 +141,8 @@ class Model:
             out.update(self.drug.fields())
         if self.carriers is not None:
             out.update(self.carriers.fields())
+        if self.exposure is not None:
+            out.update(self.exposure.fields())
         return out
 
     def metrics(self) -> dict:
@@ -138,6 +151,8 @@ class Model:
             out.update(self.drug.metrics())
         if self.carriers is not None:
             out.update(self.carriers.metrics())
+        if self.exposure is not None:
+            out.update(self.exposure.metrics())
         return out
 
     def __repr__(self) -> str:
@@ -166,4 +181,10 @@ def build(scenario, backend, dtype, log=None) -> Model:
     carriers = None
     if scenario.carrier is not None:
         carriers = CarrierModel(scenario, backend, grid, region, vas, pos_dtype=np.float64, log=log)
-    return Model(grid, region, vessel, vas, drug=drug, carriers=carriers)
+    exposure = None
+    if drug is not None:
+        from .drug.exposure import ExposureTracker
+
+        exposure = ExposureTracker(backend, region, scenario.drug.threshold_mol_per_m3)
+        exposure.start(drug.op.c, drug.plasma(0.0))
+    return Model(grid, region, vessel, vas, drug=drug, carriers=carriers, exposure=exposure)

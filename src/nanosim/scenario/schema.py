@@ -236,7 +236,7 @@ class SphereTumour(_Model):
     """A spherical tumour with an optional concentric necrotic core (PHYSICS.md §2)."""
 
     kind: Literal["sphere"] = "sphere"
-    center_m: Vec3Length = Field(description="Centre (x, y, z) in m; must lie inside the grid box.")
+    center_m: Vec3Length = Field(description="Centre (x, y, z) in m; the tumour must reach into the grid box (a centre outside it makes the box a sample of a larger tumour).")
     radius_m: PositiveLength = Field(description="Outer radius in m.")
     necrotic_radius_m: NonNegativeLength = Field(
         0.0, description="Radius of the necrotic core in m, smaller than radius_m; 0 for none."
@@ -267,7 +267,7 @@ class EllipsoidTumour(_Model):
     """An axis-aligned ellipsoidal tumour; the necrotic core is the same ellipsoid scaled down."""
 
     kind: Literal["ellipsoid"] = "ellipsoid"
-    center_m: Vec3Length = Field(description="Centre (x, y, z) in m; must lie inside the grid box.")
+    center_m: Vec3Length = Field(description="Centre (x, y, z) in m; the tumour must reach into the grid box (a centre outside it makes the box a sample of a larger tumour).")
     semi_axes_m: Vec3PositiveLength = Field(description="Semi-axes along x, y, z in m.")
     necrotic_fraction: UnitFraction = Field(
         0.0, description='Necrotic core semi-axes as a fraction of semi_axes_m, in [0, 1) ("20 %" also works).'
@@ -501,6 +501,9 @@ class Drug(_Model):
         None,
         description='Vessel wall permeability P in m/s; required when a vessel has wall = "exchange".',
     )
+    threshold_mol_per_m3: NonNegativeConcentration = Field(
+        7.5e-3, description="Exposure threshold for the unbound drug in mol/m³ (default the IC50 of sorafenib in "
+        "Hep3B and PLC/PRF/5 cells, 7.5 µM, PHYSICS.md §8).")
     plasma: Plasma = Field(
         default_factory=lambda: ConstantPlasma(concentration_mol_per_m3=0.0),
         description='Plasma concentration over time: kind = "constant", "exponential" or "table".',
@@ -583,7 +586,8 @@ class OutputSettings(_Model):
         None, description="Simulated time between field outputs in s; default: a tenth of time.stop_s."
     )
     fields: Optional[list[Literal["free_drug", "bound_drug", "region", "vessel", "carrier_free", "carrier_bound",
-                                  "carrier_internalised", "carrier_vessel", "carrier_lodged"]]] = Field(
+                                  "carrier_internalised", "carrier_vessel", "carrier_lodged", "released_drug",
+                                  "auc_unbound", "cmax_unbound", "time_above_threshold"]]] = Field(
         None, description="Fields to write; default: every field of the model (free_drug, bound_drug with a [drug]; "
         "the carrier_* concentrations, carriers per m³ of tissue, with a [carrier])."
     )

@@ -33,7 +33,8 @@ Vec3PositiveLength = tuple[PositiveLength, PositiveLength, PositiveLength]
 Vec3Velocity = tuple[Velocity, Velocity, Velocity]
 
 OUTPUT_FIELDS = ("free_drug", "bound_drug", "region", "vessel", "carrier_free", "carrier_bound",
-                 "carrier_internalised", "carrier_vessel", "carrier_lodged")
+                 "carrier_internalised", "carrier_vessel", "carrier_lodged", "released_drug", "auc_unbound",
+                 "cmax_unbound", "time_above_threshold")
 """Field names that ``output.fields`` may list."""
 
 _TREE_MID, _TREE_END, _TREE_PIPE, _TREE_GAP = "├── ", "└── ", "│   ", "    "
