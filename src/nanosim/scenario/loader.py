@@ -473,13 +473,28 @@ def check_scenario(scenario: Scenario, *, check_memory: bool = True) -> list[Err
     )
     tumour = scenario.tissue.tumour
     if isinstance(tumour, (SphereTumour, EllipsoidTumour)) and not grid.contains(tumour.center_m):
-        errors.append(
-            ErrorItem(
-                "tissue.tumour.center_m",
-                f"{format_vector(tumour.center_m, 'length')} lies outside the grid box ({box})",
-                "move the centre into the box or enlarge grid.shape / grid.voxel_size_m / grid.origin_m",
+        # A centre outside the box is allowed while the tumour reaches into the box: the box then
+        # samples part of a larger tumour (e.g. its rim and the liver beyond). Refused only when the
+        # tumour misses the box: the box point nearest the centre lies outside the tumour.
+        axes = (tumour.radius_m,) * 3 if isinstance(tumour, SphereTumour) else tuple(tumour.semi_axes_m)
+        upper = tuple(o + e for o, e in zip(grid.origin_m, grid.extent_m))
+        nearest = tuple(min(max(c, o), u) for c, o, u in zip(tumour.center_m, grid.origin_m, upper))
+        if sum(((p - c) / a) ** 2 for p, c, a in zip(nearest, tumour.center_m, axes)) >= 1.0:
+            from nanosim.units import format_quantity
+
+            size = (f"radius_m {format_quantity(tumour.radius_m, 'length')}" if isinstance(tumour, SphereTumour)
+                    else f"semi_axes_m {format_vector(axes, 'length')}")
+            errors.append(
+                ErrorItem(
+                    "tissue.tumour.center_m",
+                    f"{format_vector(tumour.center_m, 'length')} lies outside the grid box ({box}) and the tumour "
+                    f"({size}) does not reach the box: the box point nearest the centre, "
+                    f"{format_vector(nearest, 'length')}, lies outside it",
+                    "move the centre into the box, or close enough that the tumour overlaps the box (a centre "
+                    "outside the box is allowed when the box samples part of a larger tumour), or enlarge the "
+                    "tumour or grid.shape / grid.voxel_size_m / grid.origin_m",
+                )
             )
-        )
     initial = drug.initial if drug is not None else None
     if isinstance(initial, GaussianInitial) and not grid.contains(initial.center_m):
         errors.append(

@@ -155,7 +155,9 @@ def liver_tumour_params(scenario):
 
     The box and the tumour (centre, semi-axes, necrotic fraction) come from ``grid`` and
     ``tissue.tumour``; ``network.parameters`` sets any other field by name, with units given as
-    strings where the name says them (``_m``, ``_pa``, ``_per_m``, ``_pa_s``).
+    strings where the name says them (``_m``, ``_pa``, ``_per_m``, ``_pa_s``). A tumour centred
+    outside the box (or enclosing it) is passed as it is: the generator then treats the box as a
+    sample of the larger tumour (``generate`` module docstring, "Whole and sampled tumours").
 
     Raises
     ------

@@ -14,6 +14,57 @@ semi-axes): necrotic core ``ρ < f_n`` (``necrotic_fraction``), viable core
 (exact thickness for a sphere; for an ellipsoid the rim is thickest along the longest axis), and
 normal liver ``ρ ≥ 1`` (the rest of the box).
 
+Whole and sampled tumours
+-------------------------
+A tumour that fits in the box with a 10 % margin is simulated whole (the algorithm below). A
+tumour whose centre lies outside the box, or that encloses the whole box, is *sampled*: the box
+is a piece of a larger tumour in a larger liver (e.g. a 1.6 mm box holding the outer millimetre
+of a 300 mm³ mouse tumour and some liver beyond its surface). The regions are decided per
+position by ``ρ`` exactly as for a whole tumour, and every region volume is the volume *inside
+the box* (:meth:`LiverTumourParams.region_volumes_m3`, a deterministic quadrature). What changes:
+
+- the tumour points are drawn uniformly in the part of the box inside the tumour, at the same
+  per-region densities (and the same two-pass calibration);
+- the sinusoid lattice is built as for a whole tumour, so it exists only where the box holds
+  normal liver; ``flow_axis`` defaults to the axis most nearly parallel to the tumour surface at
+  the box centre, so that lattice rows run beside the tumour with both ends in the liver (along
+  the surface normal, every row would start inside the tumour and the liver would get no portal
+  venules);
+- the *arterial face* is the face whose centre has the largest ``ρ`` (the face on the
+  normal-liver side; for a box inside the tumour, the face nearest the tumour surface) or, with
+  ``arterial_inlet_m``, the face nearest that point. The *outer* tumour nodes are the viable
+  nodes in the rim or within ``rim_thickness_m`` of the arterial face: where blood enters and
+  leaves a large tumour, at its surface;
+- tumour vessels cut by the box faces end there with no boundary condition: the box lies inside
+  tissue and, as for the interstitial fluid, no net blood crosses its faces by symmetry. Blood
+  leaves the tumour through draining venules (``VEIN``, at ``central_outlet_pressure_pa``) from
+  free outer nodes straight to the arterial face, ``tumour_drain_veins_per_m2`` per m² of
+  :meth:`LiverTumourParams.footprint_area_m2` (the tumour surface in the box as seen from the
+  liver side), at least one;
+- the hepatic arterial tree's root is at the centre of the arterial face (or at
+  ``arterial_inlet_m``); branch points lie on a plane parallel to the face, at the projection of
+  the mean position of their terminals, ``rim_thickness_m / 2`` beyond the tumour terminal
+  nearest the face (so the arteries run just outside the tumour surface); the last vessels dive
+  from that plane to the terminals (straight, Murray radii as for a whole tumour). Terminals:
+  ``arterial_terminals_per_m3`` × the viable-tumour volume in the box, at free outer nodes,
+  capped at their number (in a sample of a large tumour the cap binds: nearly every free rim
+  node gets a terminal, the interior is fed through the tumour network). Normal-liver terminals
+  go to lattice nodes within two lattice spacings of the tumour surface;
+- the calibration needs a portal route into the tumour (margin sinusoids). When the box holds
+  no normal liver next to the tumour there is none, every pressure gives an arterial fraction of
+  1, and the calibration is not applicable: the arterial inlet keeps
+  ``arterial_inlet_pressure_pa`` and ``meta["calibration"]["status"]`` says so (no warning).
+
+With the faces closed, blood in the tumour interior moves slowly and the tumour's vascular
+pressure is set at its surface (arterial terminals, draining venules, margin sinusoids). At the
+calibrated arterial pressure it can exceed the portal pressure: tumour blood then leaves through
+the margin sinusoids into the liver and out through portal as well as central venules (HCC does
+drain into the surrounding sinusoids), and the "portal" share of tumour inflow counted by
+:func:`tumour_inflow_split` arrives through sinusoids fed by the normal-liver arterial terminals.
+
+A tumour centred in the box that crosses its faces (neither whole nor sampled) is refused, as is
+one that does not reach the box at all.
+
 Algorithm
 ---------
 1. **Normal liver microvasculature** — a jittered cubic lattice of sinusoids (wall
@@ -57,7 +108,8 @@ Algorithm
    one sparse factorisation give the fraction for every pressure and a bisection finds it. With
    phase separation the haematocrit, hence the viscosity, varies with the flow and the fraction
    moves away from the target; the realised calibration is recorded in
-   ``network.meta["calibration"]``.
+   ``network.meta["calibration"]``. (For a sampled tumour with no portal route into it the
+   calibration does not apply; see "Whole and sampled tumours".)
 6. Pieces without a pressure condition are removed; the result passes
    ``validate(require_bc=True)``.
 
@@ -123,17 +175,22 @@ class LiverTumourParams:
     tumour_center_m : (float, float, float) or None
         Tumour centre (m); None: the box centre.
     tumour_semi_axes_m : (float, float, float)
-        Semi-axes of the tumour ellipsoid along x, y, z (m); equal for a sphere. The tumour with a
-        10 % margin must lie inside the box. Default 200 µm (a 400 µm tumour).
+        Semi-axes of the tumour ellipsoid along x, y, z (m); equal for a sphere. Either the tumour
+        with a 10 % margin lies inside the box (a whole tumour), or the box samples a larger
+        tumour: its centre lies outside the box, or the tumour encloses the whole box (see
+        "Whole and sampled tumours" in the module docstring). Default 200 µm (a 400 µm tumour).
     necrotic_fraction : float
         Necrotic-core radius as a fraction of each semi-axis, in [0, 1); 0 = no necrotic core.
         Default 0.4 (unconfirmed default).
     rim_thickness_m : float
         Thickness of the viable rim along the shortest semi-axis (m). Default 75 µm (unconfirmed
         default).
-    flow_axis : int
+    flow_axis : int or None
         Axis (0 x, 1 y, 2 z) along which the liver lattice drains: portal inlets on the lower face,
-        central-venule outlets on the upper face. Default 0.
+        central-venule outlets on the upper face. None (default), resolved on construction: 0 for
+        a whole tumour; for a sampled tumour the axis along which the tumour surface normal at the
+        box centre has the smallest component (lattice rows run beside the tumour, so the normal
+        liver keeps portal inlets), ties to the lower axis.
 
     Normal liver (sinusoid lattice)
     -------------------------------
@@ -185,8 +242,9 @@ class LiverTumourParams:
     Hepatic arterial tree
     ---------------------
     arterial_inlet_m : (float, float, float) or None
-        Position of the arterial inlet (m), outside the tumour; None: the centre of the
-        portal (lower ``flow_axis``) face.
+        Position of the arterial inlet (m), in the box; for a whole tumour outside it (with a
+        10 % margin). None: for a whole tumour the centre of the portal (lower ``flow_axis``) face;
+        for a sampled tumour the centre of the arterial face (module docstring).
     arterial_terminal_radius_m : float
         Radius of terminal arterioles (m). Default 5 µm (unconfirmed default).
     arterial_root_radius_m : float or None
@@ -245,7 +303,7 @@ class LiverTumourParams:
     tumour_semi_axes_m: tuple = (200e-6, 200e-6, 200e-6)
     necrotic_fraction: float = 0.4
     rim_thickness_m: float = 75e-6
-    flow_axis: int = 0
+    flow_axis: int | None = None
     # normal liver
     normal_sv_per_m: float = 7000.0
     sinusoid_radius_m: float = 5e-6
@@ -345,8 +403,8 @@ class LiverTumourParams:
         if self.calibration_viscosity not in ("in_vivo", "in_vitro", "uniform"):
             raise ValueError(f"calibration_viscosity = {self.calibration_viscosity!r}: use 'in_vivo', 'in_vitro' "
                              "or 'uniform'")
-        if self.flow_axis not in (0, 1, 2):
-            raise ValueError(f"flow_axis = {self.flow_axis!r}: use 0 (x), 1 (y) or 2 (z)")
+        if self.flow_axis is not None and self.flow_axis not in (0, 1, 2):
+            raise ValueError(f"flow_axis = {self.flow_axis!r}: use 0 (x), 1 (y), 2 (z) or None (automatic)")
         if not (isinstance(self.tumour_neighbours, int) and 1 <= self.tumour_neighbours <= 8):
             raise ValueError(f"tumour_neighbours = {self.tumour_neighbours!r}: use an integer 1..8")
         if not 0 <= self.arterial_normal_terminal_fraction < 1:
@@ -359,11 +417,25 @@ class LiverTumourParams:
             raise ValueError(f"haematocrit = {self.haematocrit!r}: must be in [0, 1)")
         lo, hi = np.asarray(self.box_origin_m), np.asarray(self.box_origin_m) + np.asarray(self.box_size_m)
         c, a = self.center, np.asarray(self.tumour_semi_axes_m)
-        if ((c - 1.1 * a) < lo).any() or ((c + 1.1 * a) > hi).any():
-            raise ValueError(f"tumour_semi_axes_m = {self.tumour_semi_axes_m} around tumour_center_m = "
-                             f"{tuple(c.tolist())}: the tumour with a 10 % margin does not fit in the box "
-                             f"{tuple(lo.tolist())}–{tuple(hi.tolist())}; shrink the tumour, move its centre or "
-                             "enlarge box_size_m")
+        if not self.whole_tumour:
+            if self.rho(np.clip(c, lo, hi)[None])[0] >= 1.0:
+                raise ValueError(f"tumour_center_m = {tuple(c.tolist())} with tumour_semi_axes_m = "
+                                 f"{self.tumour_semi_axes_m}: the tumour does not reach the box "
+                                 f"{tuple(lo.tolist())}–{tuple(hi.tolist())}; move the centre so that the tumour "
+                                 "overlaps the box (a box sampling a larger tumour), or enlarge the tumour")
+            if ((c >= lo) & (c <= hi)).all() and not self.encloses_box:
+                raise ValueError(f"tumour_semi_axes_m = {self.tumour_semi_axes_m} around tumour_center_m = "
+                                 f"{tuple(c.tolist())}: the tumour with a 10 % margin does not fit in the box "
+                                 f"{tuple(lo.tolist())}–{tuple(hi.tolist())}, and with its centre in the box it "
+                                 "crosses the faces on every side; shrink the tumour, move its centre or enlarge "
+                                 "box_size_m so that it fits, or move tumour_center_m outside the box (or make the "
+                                 "tumour enclose the whole box) so that the box samples part of a larger tumour")
+        if self.flow_axis is None:
+            axis = 0
+            if not self.whole_tumour:  # the axis most nearly parallel to the tumour surface
+                normal = (0.5 * (lo + hi) - c) / (a * a)
+                axis = int(np.argmin(np.abs(normal)))
+            object.__setattr__(self, "flow_axis", axis)
         sinus_a = self.lattice_spacing_m()
         if sinus_a > 0.5 * min(self.box_size_m):
             raise ValueError(f"normal_sv_per_m = {self.normal_sv_per_m!r} with sinusoid_radius_m = "
@@ -373,7 +445,7 @@ class LiverTumourParams:
             p = np.asarray(self.arterial_inlet_m)
             if (p < lo).any() or (p > hi).any():
                 raise ValueError(f"arterial_inlet_m = {self.arterial_inlet_m}: must lie in the box")
-            if self.rho(p[None])[0] <= _SHELL_RHO * 1.05:
+            if self.whole_tumour and self.rho(p[None])[0] <= _SHELL_RHO * 1.05:
                 raise ValueError(f"arterial_inlet_m = {self.arterial_inlet_m}: must lie outside the tumour with a "
                                  "10 % margin")
 
@@ -386,6 +458,41 @@ class LiverTumourParams:
         return np.asarray(self.tumour_center_m, float)
 
     @property
+    def whole_tumour(self) -> bool:
+        """True when the tumour with a 10 % margin fits in the box (simulated whole); False when the
+        box samples a larger tumour (module docstring)."""
+        lo, hi = self._box()
+        c, a = self.center, np.asarray(self.tumour_semi_axes_m)
+        return not (((c - 1.1 * a) < lo).any() or ((c + 1.1 * a) > hi).any())
+
+    @property
+    def encloses_box(self) -> bool:
+        """True when the whole box lies inside the tumour (``ρ < 1`` at its eight corners)."""
+        lo, hi = self._box()
+        corners = np.array([[(lo, hi)[(k >> i) & 1][i] for i in range(3)] for k in range(8)])
+        return bool((self.rho(corners) < 1.0).all())
+
+    def _box(self):
+        lo = np.asarray(self.box_origin_m, float)
+        return lo, lo + np.asarray(self.box_size_m, float)
+
+    def arterial_face(self) -> tuple:
+        """(axis, side) of the face a sampled tumour's arterial tree enters by (side 0 low, 1 high):
+        the face nearest ``arterial_inlet_m`` if given, else the face whose centre has the largest
+        ``ρ`` (on the normal-liver side; for a box inside the tumour, nearest the tumour surface).
+        Ties go to the first face in the order x low, x high, y low, y high, z low, z high."""
+        lo, hi = self._box()
+        if self.arterial_inlet_m is not None:
+            p = np.asarray(self.arterial_inlet_m, float)
+            k = int(np.argmin(np.stack([p - lo, hi - p], 1).ravel()))
+        else:
+            centres = np.repeat((0.5 * (lo + hi))[None], 6, axis=0)
+            for k in range(6):
+                centres[k, k // 2] = (lo, hi)[k % 2][k // 2]
+            k = int(np.argmax(self.rho(centres)))
+        return k // 2, k % 2
+
+    @property
     def rho_rim(self) -> float:
         """Normalised radius of the rim's inner surface, ``1 − rim_thickness_m / min(semi-axes)``."""
         return 1.0 - self.rim_thickness_m / min(self.tumour_semi_axes_m)
@@ -395,11 +502,48 @@ class LiverTumourParams:
         return np.linalg.norm((np.asarray(pts_m) - self.center) / np.asarray(self.tumour_semi_axes_m), axis=-1)
 
     def region_volumes_m3(self) -> dict:
-        """Volume (m³) of each region (normal, rim, core, necrotic)."""
-        v_t = 4.0 / 3.0 * math.pi * float(np.prod(self.tumour_semi_axes_m))
+        """Volume (m³) of each region (normal, rim, core, necrotic) inside the box.
+
+        Exact for a whole tumour; for a sampled one a midpoint quadrature over two axes with the
+        chord along the third exact (relative error ~1e-4; deterministic)."""
         fn, fr = self.necrotic_fraction, self.rho_rim
-        return {"normal": float(np.prod(self.box_size_m)) - v_t, "rim": v_t * (1 - fr**3),
-                "core": v_t * (fr**3 - fn**3), "necrotic": v_t * fn**3}
+        box = float(np.prod(self.box_size_m))
+        if self.whole_tumour:
+            v_t = 4.0 / 3.0 * math.pi * float(np.prod(self.tumour_semi_axes_m))
+            return {"normal": box - v_t, "rim": v_t * (1 - fr**3), "core": v_t * (fr**3 - fn**3),
+                    "necrotic": v_t * fn**3}
+        v1, vr = self._inner_volume_m3(1.0), self._inner_volume_m3(fr)
+        vn = self._inner_volume_m3(fn) if fn > 0 else 0.0
+        return {"normal": box - v1, "rim": v1 - vr, "core": vr - vn, "necrotic": vn}
+
+    def _inner_volume_m3(self, s: float, n: int = 400) -> float:
+        """Volume (m³) of the part of the box with ``ρ < s``."""
+        a = np.asarray(self.tumour_semi_axes_m)
+        lo, hi = ((b - self.center) / a for b in self._box())  # the box in normalised coordinates
+        lo_xy, hi_xy = np.maximum(lo[:2], -s), np.minimum(hi[:2], s)
+        if (hi_xy <= lo_xy).any():
+            return 0.0
+        h = (hi_xy - lo_xy) / n
+        x = lo_xy[0] + (np.arange(n) + 0.5) * h[0]
+        y = lo_xy[1] + (np.arange(n) + 0.5) * h[1]
+        w = np.sqrt(np.maximum(s * s - x[:, None] ** 2 - y[None, :] ** 2, 0.0))
+        chord = np.clip(np.minimum(hi[2], w) - np.maximum(lo[2], -w), 0.0, None)
+        return float(chord.sum() * h[0] * h[1] * np.prod(a))
+
+    def footprint_area_m2(self, n: int = 400) -> float:
+        """Area (m²) of the arterial face (:meth:`arterial_face`) under which the box holds tumour:
+        the face points whose column through the box, normal to the face, meets ``ρ < 1`` (midpoint
+        rule on n × n cells). For a box across a large tumour's surface, the tumour surface in the
+        box seen from the liver side."""
+        ax, _side = self.arterial_face()
+        lo, hi = self._box()
+        u, v = [k for k in range(3) if k != ax]
+        g = (np.arange(n) + 0.5) / n
+        gu, gv = np.meshgrid(lo[u] + g * (hi[u] - lo[u]), lo[v] + g * (hi[v] - lo[v]), indexing="ij")
+        pts = np.empty((n * n, 3))
+        # the point of each column nearest the tumour centre along the column (ρ is least there)
+        pts[:, ax], pts[:, u], pts[:, v] = np.clip(self.center[ax], lo[ax], hi[ax]), gu.ravel(), gv.ravel()
+        return float((self.rho(pts) < 1.0).mean() * (hi[u] - lo[u]) * (hi[v] - lo[v]))
 
     def tumour_surface_m2(self) -> float:
         """Surface area of the tumour ellipsoid (m²; Knud Thomsen's formula, within ~1 %)."""
@@ -655,6 +799,8 @@ def _sample_shell(params, rng, count, rho_lo, rho_hi):
 
 
 def _tumour_points(params, rng, densities):
+    if not params.whole_tumour:
+        return _tumour_points_in_box(params, rng, densities)
     bounds = {RIM: (params.rho_rim, 1.0), CORE: (params.necrotic_fraction, params.rho_rim),
               NECROTIC: (0.0, params.necrotic_fraction)}
     vols = params.region_volumes_m3()
@@ -664,6 +810,25 @@ def _tumour_points(params, rng, densities):
         cnt = int(rng.poisson(lam)) if lam > 0 else 0
         if cnt:
             pts.append(_sample_shell(params, rng, cnt, *bounds[reg]))
+    return np.concatenate(pts) if pts else np.zeros((0, 3))
+
+
+def _tumour_points_in_box(params, rng, densities):
+    """Points uniform in each region's part of the box (a sampled tumour): per region a Poisson
+    number of uniform points in the box around the tumour's part of the box, kept where they
+    fall in that region."""
+    lo, hi = params._box()
+    c, a = params.center, np.asarray(params.tumour_semi_axes_m)
+    lo, hi = np.maximum(lo, c - a), np.minimum(hi, c + a)
+    vol_bb = float(np.prod(hi - lo))
+    vols = params.region_volumes_m3()
+    pts = []
+    for reg, name in ((RIM, "rim"), (CORE, "core"), (NECROTIC, "necrotic")):
+        lam = densities[reg] * vol_bb
+        cnt = int(rng.poisson(lam)) if lam > 0 and vols[name] > 0 else 0
+        if cnt:
+            p = lo + rng.random((cnt, 3)) * (hi - lo)
+            pts.append(p[region_of_points(params, p) == reg])
     return np.concatenate(pts) if pts else np.zeros((0, 3))
 
 
@@ -748,6 +913,83 @@ def _unit(v, fallback):
     return v / n if n > 1e-12 else fallback
 
 
+def _outer_nodes(params, tpts, rho_t, face):
+    """Mask of viable tumour nodes in the rim or within ``rim_thickness_m`` of the arterial
+    ``face`` (axis, side): where a sampled tumour's arteries end and its draining venules start."""
+    ax, side = face
+    lo, hi = params._box()
+    by_face = np.abs(tpts[:, ax] - (hi[ax] if side else lo[ax])) <= params.rim_thickness_m
+    viable = (rho_t < 1.0) & (rho_t >= params.necrotic_fraction)
+    return viable & ((rho_t >= params.rho_rim) | by_face)
+
+
+def _bisection(term_pos, term_node, segs, nbelow, node, state, grow):
+    """Recursive bisection of the terminals below the branch ``node``: each group is split at the
+    median along its principal axis; a single terminal is joined straight to its branch node, a
+    larger group through ``grow(node, state, group) -> (child, child_state)``, which allocates the
+    child branch node and adds the vessels to it. Appends to ``segs`` and ``nbelow``."""
+    stack = [(node, state, np.arange(len(term_pos)))]
+    while stack:
+        node, state, grp = stack.pop()
+        if len(grp) == 1:
+            segs.append((node, int(term_node[grp[0]])))
+            nbelow.append(1)
+            continue
+        x = term_pos[grp] - term_pos[grp].mean(axis=0)
+        ax = np.linalg.eigh(x.T @ x)[1][:, -1]
+        order = np.argsort(x @ ax, kind="stable")
+        half = len(grp) // 2
+        for sub in (grp[order[:half]], grp[order[half:]]):
+            if len(sub) == 1:
+                segs.append((node, int(term_node[sub[0]])))
+                nbelow.append(1)
+                continue
+            child, child_state = grow(node, state, sub)
+            stack.append((child, child_state, sub))
+
+
+def _arterial_tree_planar(params, inlet, term_pos, term_node, new_node, face, n_tumour):
+    """Recursive-bisection tree of a sampled tumour, from ``inlet`` on the arterial ``face``
+    (axis, side). Branch points lie on a plane parallel to the face, at the projection of the mean
+    position of their terminals; the last vessels dive to the terminals. The plane lies
+    ``δ = rim_thickness_m / 2`` beyond the tumour terminal nearest the face (the first
+    ``n_tumour`` terminals are tumour nodes), so that the arteries run just outside the tumour
+    surface, but at least ``min(δ, a quarter of the box edge)`` inside the box. Same interface as
+    :func:`_arterial_tree`."""
+    ax, side = face
+    lo, hi = params._box()
+    delta = 0.5 * params.rim_thickness_m
+    face_x = hi[ax] if side else lo[ax]
+    d_term = float(np.abs(term_pos[:n_tumour, ax] - face_x).min()) if n_tumour else 0.0
+    depth = max(min(delta, 0.25 * float(hi[ax] - lo[ax])), d_term - delta)
+    plane = face_x - depth if side else face_x + depth
+
+    def on_plane(p):
+        q = np.array(p, float)
+        q[ax] = plane
+        return q
+
+    segs, nbelow = [], []
+
+    def grow(node, npos, sub):
+        mean = term_pos[sub].mean(axis=0)
+        pos = on_plane(mean)
+        if np.linalg.norm(pos - npos) < 1e-6:
+            pos = npos + 0.3 * (mean - npos)
+        child = new_node(pos)
+        segs.append((node, child))
+        nbelow.append(len(sub))
+        return child, pos
+
+    root = new_node(np.asarray(inlet, float))
+    b0_pos = on_plane(term_pos.mean(axis=0))
+    b0 = new_node(b0_pos)
+    segs.append((root, b0))
+    nbelow.append(len(term_pos))
+    _bisection(term_pos, term_node, segs, nbelow, b0, b0_pos, grow)
+    return segs, nbelow
+
+
 def _arterial_tree(params, inlet, term_pos, term_node, new_node):
     """Recursive-bisection tree from ``inlet`` to the terminals.
 
@@ -774,41 +1016,28 @@ def _arterial_tree(params, inlet, term_pos, term_node, new_node):
         segs.append((prev, b_node))
         nbelow.append(count)
 
+    def grow(node, state, sub):
+        udir, npos = state
+        u = _unit(dirs[sub].mean(axis=0), udir)
+        pos = _shell_point(params, u)
+        if np.linalg.norm(pos - npos) < 1e-6:
+            pos = npos + 0.3 * (term_pos[sub].mean(axis=0) - npos)
+            u = _unit((pos - c) / axes, udir)
+            child = new_node(pos)
+            segs.append((node, child))
+            nbelow.append(len(sub))
+        else:
+            child = new_node(pos)
+            arc(node, udir, child, u, len(sub))
+        return child, (u, pos)
+
     root = new_node(np.asarray(inlet, float))
     u0 = _unit((np.asarray(inlet) - c) / axes, np.array([-1.0, 0, 0]))
     b0_pos = _shell_point(params, u0)
     b0 = new_node(b0_pos)
-    ntot = len(term_pos)
     segs.append((root, b0))
-    nbelow.append(ntot)
-    stack = [(b0, u0, b0_pos, np.arange(ntot))]
-    while stack:
-        node, udir, npos, grp = stack.pop()
-        if len(grp) == 1:
-            segs.append((node, int(term_node[grp[0]])))
-            nbelow.append(1)
-            continue
-        x = term_pos[grp] - term_pos[grp].mean(axis=0)
-        ax = np.linalg.eigh(x.T @ x)[1][:, -1]
-        order = np.argsort(x @ ax, kind="stable")
-        half = len(grp) // 2
-        for sub in (grp[order[:half]], grp[order[half:]]):
-            if len(sub) == 1:
-                segs.append((node, int(term_node[sub[0]])))
-                nbelow.append(1)
-                continue
-            u = _unit(dirs[sub].mean(axis=0), udir)
-            pos = _shell_point(params, u)
-            if np.linalg.norm(pos - npos) < 1e-6:
-                pos = npos + 0.3 * (term_pos[sub].mean(axis=0) - npos)
-                u = _unit((pos - c) / axes, udir)
-                child = new_node(pos)
-                segs.append((node, child))
-                nbelow.append(len(sub))
-            else:
-                child = new_node(pos)
-                arc(node, udir, child, u, len(sub))
-            stack.append((child, u, pos, sub))
+    nbelow.append(len(term_pos))
+    _bisection(term_pos, term_node, segs, nbelow, b0, (u0, b0_pos), grow)
     return segs, nbelow
 
 
@@ -820,7 +1049,8 @@ def generate_liver_tumour(params: LiverTumourParams | None = None, seed: int = 0
     ----------
     params : LiverTumourParams, optional
         Geometry, densities, radii and boundary conditions; defaults: a 1 mm box with a 400 µm
-        tumour.
+        tumour. A tumour larger than the box, or centred outside it, is sampled (module docstring,
+        "Whole and sampled tumours").
     seed : int
         Seed of the random streams; the same parameters and seed give the identical network.
 
@@ -829,7 +1059,9 @@ def generate_liver_tumour(params: LiverTumourParams | None = None, seed: int = 0
     VesselNetwork
         Passes ``validate(require_bc=True)``. ``meta`` holds the generator name, the parameters,
         the seed, the realised arterial tree (``arterial_root_radius_m``,
-        ``arterial_terminal_radius_m``, terminal counts) and the calibration result.
+        ``arterial_terminal_radius_m``, terminal counts) and the calibration result; for a sampled
+        tumour also ``sampled_tumour`` (arterial face, lattice ``flow_axis``, region volumes in
+        the box, footprint area).
     """
     if params is None:
         params = LiverTumourParams()
@@ -916,16 +1148,28 @@ def generate_liver_tumour(params: LiverTumourParams | None = None, seed: int = 0
                            np.full(len(cut_nodes), P.sinusoid_radius_m), WallType.SINUSOID,
                            P.sinusoid_tortuosity_range))
         used_t[tgt] = True
-    # draining venules from rim nodes on the outflow side
     rho_t = P.rho(tpts)
-    qn = (tpts - P.center) / np.asarray(P.tumour_semi_axes_m)
-    cand = np.flatnonzero(~used_t & (rho_t >= max(P.rho_rim, 0.85)) & (qn[:, f] / np.maximum(rho_t, 1e-300) > 0.5))
-    n_vein = max(1, round(P.tumour_drain_veins_per_m2 * P.tumour_surface_m2()))
-    n_vein = min(n_vein, len(cand))
+    whole = P.whole_tumour
+    if whole:  # draining venules from rim nodes on the outflow side
+        qn = (tpts - P.center) / np.asarray(P.tumour_semi_axes_m)
+        cand = np.flatnonzero(~used_t & (rho_t >= max(P.rho_rim, 0.85))
+                              & (qn[:, f] / np.maximum(rho_t, 1e-300) > 0.5))
+        n_vein = max(1, round(P.tumour_drain_veins_per_m2 * P.tumour_surface_m2()))
+        n_vein = min(n_vein, len(cand))
+        if n_vein:
+            vsel = np.sort(r_vein.choice(cand, size=n_vein, replace=False))
+            vout = tpts[vsel].copy()
+            vout[:, f] = origin[f] + size[f]
+    else:  # draining venules from outer tumour nodes straight to the arterial (liver-side) face
+        art_face = P.arterial_face()
+        outer = _outer_nodes(P, tpts, rho_t, art_face)
+        cand = np.flatnonzero(~used_t & outer)
+        n_vein = min(max(1, round(P.tumour_drain_veins_per_m2 * P.footprint_area_m2())), len(cand))
+        if n_vein:
+            vsel = np.sort(r_vein.choice(cand, size=n_vein, replace=False))
+            vout = tpts[vsel].copy()
+            vout[:, art_face[0]] = origin[art_face[0]] + art_face[1] * size[art_face[0]]
     if n_vein:
-        vsel = np.sort(r_vein.choice(cand, size=n_vein, replace=False))
-        vout = tpts[vsel].copy()
-        vout[:, f] = origin[f] + size[f]
         vout_ids = add_nodes(vout)
         seg_blocks.append((np.stack([tum_ids[vsel], vout_ids], 1), np.full(n_vein, P.tumour_drain_vein_radius_m),
                            WallType.VEIN, (1.0, 1.0)))
@@ -936,11 +1180,15 @@ def generate_liver_tumour(params: LiverTumourParams | None = None, seed: int = 0
     # ---- 3. arterial tree --------------------------------------------------------------------
     vols = P.region_volumes_m3()
     n_tt = max(1, round(P.arterial_terminals_per_m3 * (vols["rim"] + vols["core"])))
-    cand = np.flatnonzero(~used_t & (rho_t >= P.rho_rim))
+    if whole:
+        cand = np.flatnonzero(~used_t & (rho_t >= P.rho_rim))
+    else:  # free viable nodes in the rim or within a rim thickness of the arterial face
+        cand = np.flatnonzero(~used_t & outer)
     n_tt = min(n_tt, len(cand))
     if n_tt == 0:
         raise ValueError("no tumour rim node is free for an arterial terminal: raise tumour_rim_sv_per_m or "
-                         "rim_thickness_m")
+                         "rim_thickness_m" + ("" if whole else " (or move the box so that it holds more viable "
+                                              "tumour next to the tumour surface)"))
     tsel = np.sort(r_term.choice(cand, size=n_tt, replace=False))
     f_n = P.arterial_normal_terminal_fraction
     n_nt = round(n_tt * f_n / (1 - f_n))
@@ -948,7 +1196,7 @@ def generate_liver_tumour(params: LiverTumourParams | None = None, seed: int = 0
     is_cut = np.zeros(len(lat), bool)
     is_cut[cut_nodes] = True
     near = 1.0 + 2.0 * float(h.max()) / min(P.tumour_semi_axes_m)
-    ncand = np.flatnonzero(~inside & ~is_cut & (lat_rho < near) & (lat_rho > _SHELL_RHO))
+    ncand = np.flatnonzero(~inside & ~is_cut & (lat_rho < near) & (lat_rho > (_SHELL_RHO if whole else 1.0)))
     n_nt = min(n_nt, len(ncand))
     nsel = np.sort(r_term.choice(ncand, size=n_nt, replace=False)) if n_nt else np.zeros(0, np.int64)
     term_pos = np.concatenate([tpts[tsel], lat[nsel]])
@@ -956,14 +1204,20 @@ def generate_liver_tumour(params: LiverTumourParams | None = None, seed: int = 0
     inlet = np.asarray(P.arterial_inlet_m, float) if P.arterial_inlet_m is not None else None
     if inlet is None:
         inlet = origin + 0.5 * size
-        inlet[f] = origin[f]
+        if whole:
+            inlet[f] = origin[f]
+        else:  # the centre of the arterial face
+            inlet[art_face[0]] = origin[art_face[0]] + art_face[1] * size[art_face[0]]
     tree_pos = []
 
     def new_node(p):
         tree_pos.append(np.asarray(p, float))
         return n_nodes + len(tree_pos) - 1
 
-    asegs, nbelow = _arterial_tree(P, inlet, term_pos, term_node, new_node)
+    if whole:
+        asegs, nbelow = _arterial_tree(P, inlet, term_pos, term_node, new_node)
+    else:
+        asegs, nbelow = _arterial_tree_planar(P, inlet, term_pos, term_node, new_node, art_face, n_tt)
     tree_ids = add_nodes(np.asarray(tree_pos))
     root_node = int(tree_ids[0])
     gamma = P.murray_exponent
@@ -1014,6 +1268,10 @@ def generate_liver_tumour(params: LiverTumourParams | None = None, seed: int = 0
             "arterial_terminal_radius_m": float(r_term_m), "arterial_terminals_tumour": int(n_tt),
             "arterial_terminals_normal": int(n_nt), "sinusoid_spacing_m": h.tolist(),
             "tumour_drain_veins": len(vout_ids)}
+    if not whole:
+        meta["sampled_tumour"] = {
+            "arterial_face": "xyz"[art_face[0]] + (" high" if art_face[1] else " low"), "flow_axis": int(f),
+            "region_volumes_m3": vols, "footprint_area_m2": P.footprint_area_m2()}
     net = VesselNetwork(node_pos_m=pos[used], seg_nodes=remap[seg], seg_radius_m=rad, seg_length_m=chord * tau,
                         seg_wall=wall, seg_pore_radius_m=pore, bc_nodes=bc_nodes,
                         bc_kind=np.full(len(bc_nodes), BCKind.PRESSURE, np.uint8), bc_value=bc_val,
@@ -1026,7 +1284,9 @@ def generate_liver_tumour(params: LiverTumourParams | None = None, seed: int = 0
 
 def _calibrate(net: VesselNetwork, P: LiverTumourParams) -> VesselNetwork:
     """Set the arterial inlet pressure so the arterial fraction of tumour inflow meets the target
-    under Newtonian Poiseuille flow (flows are affine in that pressure)."""
+    under Newtonian Poiseuille flow (flows are affine in that pressure). Without a portal entry
+    into the tumour (a sampled tumour with no liver beside it in the box) the fraction is 1 at
+    every pressure: the inlet keeps ``arterial_inlet_pressure_pa`` and the status says so."""
     ia = len(net.bc_nodes) - 1  # the arterial inlet is the last condition
     v0 = net.bc_value.copy()
     v0[ia] = 0.0
@@ -1048,6 +1308,17 @@ def _calibrate(net: VesselNetwork, P: LiverTumourParams) -> VesselNetwork:
     F0, cat = _entry_flows(net, q0)
     F1, _ = _entry_flows(net, q1)
     target = P.arterial_fraction_of_tumour_inflow
+    if not (cat == 1).any():
+        # no portal route into the tumour (a sampled tumour whose box holds no liver next to it):
+        # the arterial fraction is 1 at any pressure above the venous one; nothing to calibrate
+        pa = P.arterial_inlet_pressure_pa
+        split = _split_from(F0 + pa * F1, cat)
+        meta = dict(net.meta)
+        meta["calibration"] = {"arterial_inlet_pressure_pa": float(pa), "arterial_fraction": split["arterial_fraction"],
+                               "target": float(target), "status": "not applicable: no portal route into the tumour "
+                               "in the box; arterial_inlet_pressure_pa kept", "viscosity": law,
+                               "haematocrit": float(P.haematocrit), "tumour_inflow_m3_per_s": split["total_m3_per_s"]}
+        return net.with_(meta=meta)
 
     def frac(pa):
         return _split_from(F0 + pa * F1, cat)["arterial_fraction"]
