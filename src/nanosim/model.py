@@ -37,6 +37,9 @@ class Model:
                 # drug released by the carriers joins the free drug before it moves
                 self.drug.deposit(self.carriers.take_release_deposit())
         if self.drug is not None:
+            if self.drug.systemic is not None:
+                leak = self.carriers.body_leak_mol if self.carriers is not None else 0.0
+                self.drug.systemic.step(dt, carrier_leak_rate_mol_per_s=leak / dt)
             self.drug.step(dt)
             if self.exposure is not None:
                 self.exposure.update(self.drug.op.c, dt, self.drug.plasma(self.drug.time_s))

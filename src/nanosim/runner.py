@@ -152,7 +152,9 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
                     say(f"vessel network with its blood flow: {vtp}")
         ck = Checkpointer(ckpt, {"scenario_json": sjson, "backend": be.name, "dtype": np.dtype(dtype).name,
                                  "version": __version__})
-        sim.add_callback("guards", Guards(dtype, int(np.prod(model.grid.shape_zyx))), Always(), at_start=False)
+        stiffness = 1.0 + (model.drug.op._k_max * dt if model.drug is not None else 0.0)
+        sim.add_callback("guards", Guards(dtype, int(np.prod(model.grid.shape_zyx)), stiffness), Always(),
+                         at_start=False)
         sim.add_callback("output", OutputWriter(writer, field_names), TimeInterval(every))
         if model.carriers is not None and scenario.particles.snapshots.max_particles > 0:
             snap_every = scenario.particles.snapshots.every_s or every

@@ -240,6 +240,8 @@ class CarrierModel:
         self.pool_tau = 0.0  # release clock of the carriers in the body's plasma (amount-weighted mean)
         self.wall_drug = [0.0 for _ in self.classes]  # drug in the carriers of each class's wall account
         self.drug = {k: 0.0 for k in DRUG_LEDGER}
+        self.drug["body_released_in_blood"] = 0.0  # body level, not part of the box's ledger
+        self.body_leak_mol = 0.0
         if self.release_params is not None:
             p = self.release_params
             self.pool_speed = p.factor("vessel") * float(rk.numpy_ph_factor(p.ph_blood, p.pka, p.hill_n, p.h_min))
@@ -327,11 +329,19 @@ class CarrierModel:
                                                                          and self.route.infusion_duration_s == 0.0) else 0.0)
         auc = self._dose_into(self.systemic, t0, t1)
         rate, covered = self._infusion_rate(t0, t1)
+        f_before = self.pool_released_fraction()
         if self.release_params is not None:  # carriers infused during the step are younger
             infused = rate * covered if self.route.kind != "embolisation" else 0.0
             old = central_before
             self.pool_tau = ((old * (self.pool_tau + self.pool_speed * dt) + infused * self.pool_speed * 0.5 * covered)
                              / (old + infused)) if old + infused > 0 else self.pool_tau + self.pool_speed * dt
+        # premature leak in the body's blood: the plasma carriers' payload released during the step
+        # (trapezoid over the step's start and end plasma contents; second order in dt)
+        self.body_leak_mol = 0.0
+        if self.release_params is not None:
+            dF = self.pool_released_fraction() - f_before
+            self.body_leak_mol = 0.5 * (central_before + self.systemic.central) * self.carrier.drug_per_carrier_mol * dF
+            self.drug["body_released_in_blood"] += self.body_leak_mol
         direct = 0.0
         if self.route.kind != "intravenous":
             direct = rate * covered  # carriers infused into the hepatic artery during the step
@@ -597,7 +607,7 @@ class CarrierModel:
     def drug_balance_error(self) -> float:
         """(drug entered in carriers − in carriers − released − left) / entered: round-off."""
         d = self.drug
-        released = sum(v for k, v in d.items() if k.startswith("released_"))
+        released = sum(v for k, v in d.items() if k.startswith("released_"))  # the box's only
         entered = d["entered_in_carriers"]
         return (entered - self.drug_in_carriers() - released - d["left_in_carriers"]) / max(entered, 1e-300)
 

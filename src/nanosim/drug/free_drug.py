@@ -55,6 +55,7 @@ class FreeDrugModel:
         self._masks = {name: backend.asarray(region == code) for code, name in enumerate(REGION_NAMES)}
         self._counts = {name: int((region == code).sum()) for code, name in enumerate(REGION_NAMES)}
         self.vasculature = None  # set by build_model when the scenario has a [network]
+        self.systemic = None  # SystemicDrugPK when the plasma is computed (drug.plasma.kind = "systemic")
 
     # -- state --------------------------------------------------------------------------------
     def set_initial(self, c0: np.ndarray) -> None:
@@ -93,7 +94,8 @@ class FreeDrugModel:
         return {"free_drug": self.backend.to_host(self.op.c), "bound_drug": self.backend.to_host(self.op.cb)}
 
     def state_attrs(self) -> dict:
-        return {"time_s": self.time_s, "step_index": self.step_index, "initial_total_mol": self.initial_total_mol,
+        extra = {"systemic_drug": self.systemic.state()} if self.systemic is not None else {}
+        return {**extra, "time_s": self.time_s, "step_index": self.step_index, "initial_total_mol": self.initial_total_mol,
                 "total_mol": self.total_mol, "ledger_mol": [float(v) for v in self.ledger_mol]}
 
     def load_state(self, arrays: dict, attrs: dict) -> None:
@@ -104,6 +106,8 @@ class FreeDrugModel:
         self.initial_total_mol = float(attrs["initial_total_mol"])
         self.total_mol = float(attrs["total_mol"])
         self.ledger_mol = np.asarray(attrs["ledger_mol"], float)
+        if self.systemic is not None:
+            self.systemic.load_state(attrs["systemic_drug"])
 
     # -- output -------------------------------------------------------------------------------
     def fields(self) -> dict:
@@ -125,6 +129,13 @@ class FreeDrugModel:
                 out[f"{name}_mean_free_mol_per_m3"] = float(xp.sum(c * mask, dtype=xp.float64)) / self._counts[name]
         for k, v in zip(LEDGER_NAMES, self.ledger_mol):
             out[k] = float(v)
+        if self.systemic is not None:
+            s = self.systemic
+            out["plasma_total_mol_per_m3"] = s.plasma_concentration()
+            out["plasma_total_ug_per_ml"] = s.plasma_concentration_ug_per_ml()
+            out["plasma_cmax_total_mol_per_m3"] = s.c_max_mol_per_m3
+            out["plasma_auc_total_mol_s_per_m3"] = s.auc()
+            out["systemic_drug_balance_rel_error"] = float(s.ledger_error())
         out["mass_balance_rel_error"] = float(self.mass_balance_error())
         return out
 
@@ -184,7 +195,20 @@ def build_model(scenario, backend: Backend, dtype, log=None, vasculature="build"
     op = TransportOperator(backend, grid, region, d, k, kon, koff, bc_kind, bc_value, dtype,
                            scheme=scenario.transport.scheme, ps=ps, fixed=fixed if fixed.any() else None,
                            velocity_m_per_s=velocity)
-    model = FreeDrugModel(backend, grid, op, PlasmaCurve(drug.plasma), region, vessel)
+    systemic = None
+    if drug.plasma.kind == "systemic":
+        from ..carriers.systemic import body_from
+        from .systemic import build_systemic_drug
+
+        b = scenario.body
+        body = body_from(b.species, **({"body_mass_kg": b.body_mass_kg} if b.body_mass_kg is not None else {}))
+        systemic = build_systemic_drug(drug.plasma.pk, drug.plasma.oral, body_mass_kg=body.body_mass_kg,
+                                       molar_mass_kg_per_mol=drug.molar_mass_g_per_mol * 1e-3, name=drug.name)
+        plasma = systemic.plasma_curve(unbound=True)  # only the unbound drug crosses the walls
+    else:
+        plasma = PlasmaCurve(drug.plasma)
+    model = FreeDrugModel(backend, grid, op, plasma, region, vessel)
+    model.systemic = systemic
     model.vasculature = vas
     model.set_initial(initial_field(grid, drug.initial))
     return model

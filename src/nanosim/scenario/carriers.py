@@ -209,12 +209,13 @@ class Body(_Model):
     blood_volume_m3: Optional[PositiveVolume] = Field(None, description="Blood volume in m³ (default: the species').")
     hepatic_arterial_flow_m3_per_s: Optional[PositiveVolumeFlow] = Field(
         None, description="Hepatic arterial blood flow in m³/s (default: the species').")
-    tumour_volume_m3: PositiveVolume = Field(
-        description="Volume of the whole tumour the box's tumour stands for, in m³ (e.g. \"300 mm^3\"; "
+    tumour_volume_m3: Optional[PositiveVolume] = Field(
+        None, description="Volume of the whole tumour the box's tumour stands for, in m³ (e.g. \"300 mm^3\"; "
         "100–500 mm³ in a 20–25 g mouse): % injected dose is the box's tumour amount scaled to it.")
 
     def describe(self) -> str:
-        return f"{self.species}, tumour {self.tumour_volume_m3 * 1e9:.4g} mm³"
+        tumour = f", tumour {self.tumour_volume_m3 * 1e9:.4g} mm³" if self.tumour_volume_m3 is not None else ""
+        return f"{self.species}{tumour}"
 
 
 # --------------------------------------------------------------------------------------------

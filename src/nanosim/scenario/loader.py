@@ -531,10 +531,10 @@ def check_carriers(scenario: Scenario) -> list[ErrorItem]:
         if scenario.drug is None:
             errors.append(ErrorItem("drug", "missing: a scenario needs a [drug] table, a [carrier] table, or both",
                                     "add a [drug] table (free drug) or a [carrier] table with [body] and [route]"))
-        for key in ("body", "route"):
-            if getattr(scenario, key) is not None:
-                errors.append(ErrorItem(key, "given without a [carrier]",
-                                        f"add a [carrier] table (e.g. preset = \"peg_liposome\") or remove [{key}]"))
+        if scenario.route is not None:
+            errors.append(ErrorItem("route", "given without a [carrier]",
+                                    "add a [carrier] table (e.g. preset = \"peg_liposome\") or remove [route]"))
+        errors += _check_systemic_drug(scenario)
         return errors
     for key, example in (("body", 'species = "mouse" and tumour_volume_m3 = "300 mm^3"'),
                          ("route", 'kind = "intravenous" and dose_drug_mg_per_kg = 5')):
@@ -545,10 +545,22 @@ def check_carriers(scenario: Scenario) -> list[ErrorItem]:
         what = "no [network]" if net is None else f'network.kind = "{net.kind}", which has no segments'
         errors.append(ErrorItem("network", f"carriers travel through vessel segments; the scenario has {what}",
                                 'use a network of kind "liver_tumour", "straight", "bifurcation" or "file"'))
+    if scenario.body is not None and scenario.body.tumour_volume_m3 is None:
+        errors.append(ErrorItem("body.tumour_volume_m3", "required with a [carrier]: % injected dose in the tumour "
+                                "is the box's tumour amount scaled to the whole tumour", 'e.g. "300 mm^3"'))
+    errors += _check_systemic_drug(scenario)
     if scenario.tissue.tumour.kind == "none" and scenario.body is not None:
         errors.append(ErrorItem("tissue.tumour", "the box has no tumour, so % injected dose in the tumour "
                                 "cannot be scaled to body.tumour_volume_m3", "add a [tissue.tumour]"))
     return errors
+
+
+def _check_systemic_drug(scenario: Scenario) -> list[ErrorItem]:
+    drug = scenario.drug
+    if drug is not None and drug.plasma.kind == "systemic" and scenario.body is None:
+        return [ErrorItem("body", 'required with drug.plasma.kind = "systemic" (body mass and species scale the '
+                          "drug's pharmacokinetics)", 'add [body] with species = "mouse" (or rat, rabbit, human)')]
+    return []
 
 
 # --------------------------------------------------------------------------------------------

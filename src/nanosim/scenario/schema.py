@@ -452,7 +452,26 @@ class TablePlasma(_Model):
         )
 
 
-Plasma = Annotated[Union[ConstantPlasma, ExponentialPlasma, TablePlasma], Field(discriminator="kind")]
+class SystemicPlasma(_Model):
+    """Plasma concentration from a systemic model of the free drug (PHYSICS.md §8): clearance,
+    plasma protein binding, oral dosing, and the drug carriers leak in the blood. The tissue
+    sees the unbound plasma concentration."""
+
+    kind: Literal["systemic"] = "systemic"
+    pk: "DrugPK" = Field(default_factory=lambda: _drug_pk(), description="Systemic pharmacokinetics of the free drug.")
+    oral: Optional["OralRoute"] = Field(None, description="Oral dosing into the systemic compartment (optional).")
+
+    def describe(self) -> str:
+        return "systemic: " + self.pk.describe() + (f"; {self.oral.describe()}" if self.oral is not None else "")
+
+
+def _drug_pk():
+    from .drug_pk import DrugPK
+
+    return DrugPK()
+
+
+Plasma = Annotated[Union[ConstantPlasma, ExponentialPlasma, TablePlasma, SystemicPlasma], Field(discriminator="kind")]
 
 
 class UniformInitial(_Model):
@@ -616,6 +635,10 @@ class OutputSettings(_Model):
 
 from .vasculature import BloodFlow, Interstitial, Network, Voxelisation  # noqa: E402
 from .carriers import Body, Carrier, Extravasation, Particles, Route  # noqa: E402
+from .drug_pk import DrugPK, OralRoute  # noqa: E402
+
+SystemicPlasma.model_rebuild()
+Drug.model_rebuild()
 
 # --------------------------------------------------------------------------------------------
 # scenario

@@ -71,18 +71,23 @@ class Guards:
     """Stop the run when the state stops making sense.
 
     - the total amount (computed by the kernels every step) is NaN or infinite;
-    - the mass ledger fails to close: ``|error| > 10·(ε + ε₆₄·√N)·√(steps + 1)``, the size of
+    - the mass ledger fails to close: ``|error| > 10·((ε + ε₆₄·√N)·√(steps + 1) + ε₆₄·(steps + 1))·s``, the size of
       accumulated round-off: each step rounds the fields at their precision ``ε`` and sums ``N``
       voxel terms into the float64 ledger (error growing like ``ε₆₄·√N``), and these per-step
-      errors add up like a random walk.
+      errors add up like a random walk — plus ``ε₆₄·(steps + 1)``, the worst case of a float64
+      ledger summed step by step (recursive summation, whose rounding may be biased); ``s = 1 + k_max·Δt`` (the stiffness of the step: the
+      largest first-order rate, wall exchange included, times the step) scales the round-off
+      of the gross amounts exchanged in one step, which can exceed the net amount many times.
     """
 
-    def __init__(self, dtype, n_voxels: int = 1):
+    def __init__(self, dtype, n_voxels: int = 1, stiffness: float = 1.0):
         self.eps = float(np.finfo(dtype).eps)
         self.sum_eps = float(np.finfo(np.float64).eps) * math.sqrt(max(int(n_voxels), 1))
+        self.stiffness = max(float(stiffness), 1.0)
 
     def tolerance(self, steps: int) -> float:
-        return 10.0 * (self.eps + self.sum_eps) * math.sqrt(steps + 1)
+        eps64 = float(np.finfo(np.float64).eps)
+        return 10.0 * ((self.eps + self.sum_eps) * math.sqrt(steps + 1) + eps64 * (steps + 1)) * self.stiffness
 
     def carrier_tolerance(self, steps: int, n_particles: int) -> float:
         """Weight conservation of carriers, float64 throughout: each step adds a few ledger terms
