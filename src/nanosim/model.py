@@ -26,6 +26,8 @@ class Model:
         self.drug = drug
         self.carriers = carriers
         self.exposure = exposure
+        self.oxygen = None  # OxygenSolution (static)
+        self.ph = None  # PHSolution (static)
         self.time_s = 0.0
         self.step_index = 0
 
@@ -156,6 +158,9 @@ class Model:
             out.update(self.carriers.metrics())
         if self.exposure is not None:
             out.update(self.exposure.metrics())
+        if getattr(self, "oxygen", None) is not None:
+            for k, v in self.oxygen.hypoxic_fraction().items():
+                out[f"hypoxic_fraction_{k}"] = float(v)
         return out
 
     def __repr__(self) -> str:
@@ -184,10 +189,36 @@ def build(scenario, backend, dtype, log=None) -> Model:
     carriers = None
     if scenario.carrier is not None:
         carriers = CarrierModel(scenario, backend, grid, region, vas, pos_dtype=np.float64, log=log)
+    oxygen, ph = build_microenvironment(scenario, grid, region, vas, backend, log)
+    if carriers is not None and ph is not None:
+        carriers.ph_map = backend.asarray(np.asarray(ph.ph, np.float64))  # the pH release sees in tissue
     exposure = None
     if drug is not None:
         from .drug.exposure import ExposureTracker
 
         exposure = ExposureTracker(backend, region, scenario.drug.threshold_mol_per_m3)
         exposure.start(drug.op.c, drug.plasma(0.0))
-    return Model(grid, region, vessel, vas, drug=drug, carriers=carriers, exposure=exposure)
+    model = Model(grid, region, vessel, vas, drug=drug, carriers=carriers, exposure=exposure)
+    model.oxygen, model.ph = oxygen, ph
+    return model
+
+
+def build_microenvironment(scenario, grid, region, vas, backend, log=None):
+    """Steady oxygen and extracellular pH fields, when the scenario asks for them (else None)."""
+    say = log or (lambda msg: None)
+    oxygen = ph = None
+    if scenario.oxygen.enabled:
+        from .microenv.oxygen import build_oxygen
+
+        oxygen = build_oxygen(scenario.oxygen, grid, region, vessels=scenario.vessels, vasculature=vas,
+                              backend=backend).solve()
+        hyp = oxygen.hypoxic_fraction()
+        say(f"oxygen: {oxygen.info.newton_iterations} Newton steps, {oxygen.info.cg_iterations} CG iterations; hypoxic fraction "
+            + ", ".join(f"{k} {v:.3g}" for k, v in hyp.items() if v == v))
+    if scenario.ph.enabled:
+        from .microenv.ph import build_ph
+
+        ph = build_ph(scenario.ph, grid, region, vessels=scenario.vessels, vasculature=vas,
+                      po2_pa=None if oxygen is None else oxygen.po2_pa, backend=backend)
+        say(f"extracellular pH: mean {float(np.mean(ph.ph)):.3f}")
+    return oxygen, ph

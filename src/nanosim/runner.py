@@ -140,6 +140,10 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
                 writer.write_static("region", model.region_host)
             if "vessel" in (wanted or ()):
                 writer.write_static("vessel", model.vessel_host)
+            if model.oxygen is not None:
+                writer.write_static("oxygen_po2_mmhg", np.asarray(model.oxygen.po2_mmhg))
+            if model.ph is not None:
+                writer.write_static("extracellular_ph", np.asarray(model.ph.ph))
             if model.vasculature is not None:
                 write_vasculature(writer, model.vasculature)
                 if model.vasculature.network is not None:

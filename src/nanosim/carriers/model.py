@@ -540,13 +540,16 @@ class CarrierModel:
         n = int(n_seg.sum())
         if n == 0:
             return 0
-        wall_weight = float(acct.sum()) + n * w_t  # before the n particles leave the account
+        wall_weight = float(acct.sum())  # the account before the n particles leave it
         payload = self.carrier.drug_per_carrier_mol
-        # the account's carriers hold wall_drug: the new particles take their share (mean content)
-        remaining = self.wall_drug[ci] / (wall_weight * payload) if payload > 0 and wall_weight > 0 else 1.0
-        remaining = min(max(remaining, 0.0), 1.0)
+        # the new particles take their share of the account's drug; they carry the payload of a
+        # carrier from the plasma now (clock τ_pool, released F(τ_pool)); what their share holds
+        # beyond that was released in the blood while they crossed the box (their clocks ran)
         moved = n * w_t / wall_weight * self.wall_drug[ci] if wall_weight > 0 else 0.0
+        released_now = self.pool_released_fraction()
+        content = n * w_t * payload * (1.0 - released_now)
         self.wall_drug[ci] -= moved
+        self.drug["released_in_blood"] += moved - content
         acct -= n_seg * w_t
         seg = np.repeat(np.arange(len(acct)), n_seg)
         ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
@@ -559,7 +562,7 @@ class CarrierModel:
         be = self.backend
         pop.append(ids=be.asarray(ids), x=be.asarray(pos[:, 0]), y=be.asarray(pos[:, 1]), z=be.asarray(pos[:, 2]),
                    weight=be.asarray(np.full(n, w_t)), seg=be.asarray(seg), payload=be.asarray(np.full(n, payload)),
-                   tau=be.asarray(np.full(n, self.pool_tau)), released=be.asarray(np.full(n, 1.0 - remaining)),
+                   tau=be.asarray(np.full(n, self.pool_tau)), released=be.asarray(np.full(n, released_now)),
                    state=be.asarray(np.full(n, C.TISSUE, np.uint8)))
         return n
 

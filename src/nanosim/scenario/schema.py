@@ -636,6 +636,7 @@ class OutputSettings(_Model):
 from .vasculature import BloodFlow, Interstitial, Network, Voxelisation  # noqa: E402
 from .carriers import Body, Carrier, Extravasation, Particles, Route  # noqa: E402
 from .drug_pk import DrugPK, OralRoute  # noqa: E402
+from .microenv import PH, Oxygen  # noqa: E402
 
 SystemicPlasma.model_rebuild()
 Drug.model_rebuild()
@@ -695,6 +696,8 @@ class Scenario(_Model):
     route: Optional[Route] = Field(None, description="How the carriers are given (required with a carrier).")
     extravasation: Extravasation = Field(default_factory=Extravasation, description="Vessel wall pores (PHYSICS.md §5).")
     particles: Particles = Field(default_factory=Particles, description="The particle method for carriers.")
+    oxygen: Oxygen = Field(default_factory=Oxygen, description="Steady oxygen field (PHYSICS.md §6); off by default.")
+    ph: PH = Field(default_factory=PH, description="Extracellular pH field (PHYSICS.md §6); off by default.")
 
     _source_text: Optional[str] = PrivateAttr(None)
     _source_path: Optional[Path] = PrivateAttr(None)
@@ -752,6 +755,8 @@ class Scenario(_Model):
             f"network: {self.network.describe() if self.network is not None else 'none'}"
             + (f"; blood flow {self.blood_flow.describe()}" if self.network is not None else ""),
             f"interstitial fluid: {self.interstitial.describe()}",
+            *([f"oxygen: {self.oxygen.describe()}"] if self.oxygen.enabled else []),
+            *([f"pH: {self.ph.describe()}"] if self.ph.enabled else []),
             *([f"carrier: {self.carrier.describe()}", f"body: {self.body.describe() if self.body else 'none'}",
                f"route: {self.route.describe() if self.route else 'none'}",
                f"extravasation:\n{self.extravasation.describe()}", f"particles: {self.particles.describe()}"]
