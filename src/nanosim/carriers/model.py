@@ -241,7 +241,10 @@ class CarrierModel:
         self.wall_drug = [0.0 for _ in self.classes]  # drug in the carriers of each class's wall account
         self.drug = {k: 0.0 for k in DRUG_LEDGER}
         self.drug["body_released_in_blood"] = 0.0  # body level, not part of the box's ledger
+        self.drug["body_released_in_liver"] = 0.0  # embolised spheres in the whole liver (body level)
         self.body_leak_mol = 0.0
+        self.liver_spheres = 0.0  # embolic spheres lodged in the whole liver (body level)
+        self.liver_tau = 0.0
         if self.release_params is not None:
             p = self.release_params
             self.pool_speed = p.factor("vessel") * float(rk.numpy_ph_factor(p.ph_blood, p.pka, p.hill_n, p.h_min))
@@ -249,6 +252,35 @@ class CarrierModel:
         else:
             self.pool_speed = 0.0
             self.burst_at_injection = False
+
+    def _embolised_liver_release(self, infused: float, dt: float, covered: float) -> float:
+        """Drug released during the step by all the spheres lodged in the whole liver (mol).
+
+        Every sphere lodges in the liver on its first pass; their drug reaches the plasma through
+        the liver (sorafenib crosses it fast compared with release over days), so it enters the
+        systemic drug compartment as released. The spheres form one cohort with an amount-weighted
+        clock running at the lodged compartment's speed at tissue pH (as the plasma pool's).
+        """
+        from ..kernels import release as rk
+
+        p = self.release_params
+        speed = p.factor("lodged") * float(rk.numpy_ph_factor(p.ph_tissue, p.pka, p.hill_n, p.h_min))
+        f0 = self._liver_spheres_fraction()
+        old = self.liver_spheres
+        self.liver_spheres += infused
+        if self.liver_spheres > 0:
+            self.liver_tau = (old * (self.liver_tau + speed * dt) + infused * speed * 0.5 * covered) / self.liver_spheres
+        released = self.liver_spheres * self.carrier.drug_per_carrier_mol * self._liver_spheres_fraction() - \
+            old * self.carrier.drug_per_carrier_mol * f0
+        self.drug["body_released_in_liver"] += released
+        return released
+
+    def _liver_spheres_fraction(self) -> float:
+        from ..kernels import release as rk
+
+        p = self.release_params
+        fb = p.burst_fraction
+        return fb + (1.0 - fb) * rk.fraction_released.py(p.law, p.p0, p.p1, self.liver_tau)
 
     def pool_released_fraction(self) -> float:
         """Fraction of the payload already released by carriers arriving from the plasma now."""
@@ -346,6 +378,8 @@ class CarrierModel:
         if self.route.kind != "intravenous":
             direct = rate * covered  # carriers infused into the hepatic artery during the step
             self.infused += direct
+        if self.route.kind == "embolisation" and self.release_params is not None:
+            self.body_leak_mol += self._embolised_liver_release(direct, dt, covered)
         counts = {"crossings": 0, "lodged": 0, "new_tissue": 0, "exited_packets": 0}
         for ci, (sc, pop) in enumerate(zip(self.classes, self.pops)):
             # 2. inlets
@@ -828,7 +862,8 @@ class CarrierModel:
         return {"carrier_time_s": self.time_s, "carrier_step_index": self.step_index, "carrier_next_id": self.next_id,
                 "carrier_ledger": dict(self.ledger), "carrier_infused": self.infused,
                 "carrier_systemic": self.systemic.state(), "carrier_flow_solves": self.flow_solves,
-                "carrier_pool_tau": self.pool_tau, "carrier_wall_drug": list(self.wall_drug),
+                "carrier_pool_tau": self.pool_tau, "carrier_liver_spheres": self.liver_spheres,
+                "carrier_liver_tau": self.liver_tau, "carrier_wall_drug": list(self.wall_drug),
                 "carrier_drug": dict(self.drug)}
 
     def load_state(self, arrays: dict, attrs: dict) -> None:
@@ -849,6 +884,8 @@ class CarrierModel:
         self.release_deposit = self.backend.asarray(np.asarray(arrays["carrier_release_deposit"], float))
         self.released_field = self.backend.asarray(np.asarray(arrays["carrier_released_field"], float))
         self.pool_tau = float(attrs["carrier_pool_tau"])
+        self.liver_spheres = float(attrs["carrier_liver_spheres"])
+        self.liver_tau = float(attrs["carrier_liver_tau"])
         self.wall_drug = [float(v) for v in attrs["carrier_wall_drug"]]
         self.drug = {k: float(v) for k, v in dict(attrs["carrier_drug"]).items()}
 
