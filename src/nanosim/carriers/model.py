@@ -375,9 +375,17 @@ class CarrierModel:
             self.body_leak_mol = 0.5 * (central_before + self.systemic.central) * self.carrier.drug_per_carrier_mol * dF
             self.drug["body_released_in_blood"] += self.body_leak_mol
         direct = 0.0
+        bolus = t0 == 0.0 and self.route.infusion_duration_s == 0.0
         if self.route.kind != "intravenous":
-            direct = rate * covered  # carriers infused into the hepatic artery during the step
+            # carriers given into the hepatic artery during the step (a bolus: all of them at once)
+            direct = self.dose_carriers if bolus else rate * covered
             self.infused += direct
+        if self.burst_at_injection and self.route.kind != "embolisation":
+            # the burst on injection happens in the blood: it goes straight to the systemic drug
+            given = self.dose_carriers if bolus else rate * covered
+            burst = given * self.carrier.drug_per_carrier_mol * self.release_params.burst_fraction
+            self.body_leak_mol += burst
+            self.drug["body_released_in_blood"] += burst
         if self.route.kind == "embolisation" and self.release_params is not None:
             self.body_leak_mol += self._embolised_liver_release(direct, dt, covered)
         counts = {"crossings": 0, "lodged": 0, "new_tissue": 0, "exited_packets": 0}
