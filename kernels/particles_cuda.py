@@ -27,12 +27,14 @@ _update = particles.update_particle.cuda
 
 
 @cuda.jit
-def _kernel(x, y, z, ids, state, moving, d_uniform, d_part, d_mode, region, d_table, u, has_u,
-            trilinear, ox, oy, oz, h, nx, ny, nz, per_x, per_y, per_z, dt, seed, step):
+def _kernel(x, y, z, ids, state, moving, d_uniform, d_part, d_mode, region, code_bytes, d_table,
+            u, has_u, trilinear, ox, oy, oz, h, nx, ny, nz, per_x, per_y, per_z, dt, seed, step,
+            uniform):
     i = cuda.grid(1)
     if i < x.shape[0]:
-        _update(i, x, y, z, ids, state, moving, d_uniform, d_part, d_mode, region, d_table, u,
-                has_u, trilinear, ox, oy, oz, h, nx, ny, nz, per_x, per_y, per_z, dt, seed, step)
+        _update(i, x, y, z, ids, state, moving, d_uniform, d_part, d_mode, region, code_bytes,
+                d_table, u, has_u, trilinear, ox, oy, oz, h, nx, ny, nz, per_x, per_y, per_z, dt,
+                seed, step, uniform)
 
 
 _DEVICE_DUMMIES = {}
@@ -60,8 +62,8 @@ def _device_asarray(a):
 def step_particles(x, y, z, ids, state, step, *, dt_s, seed, grid, diffusivity_m2_per_s=None,
                    region=None, region_diffusivity_m2_per_s=None, velocity_m_per_s=None,
                    velocity_interpolation="nearest", periodic=(False, False, False),
-                   moving_state=particles.STATE_TISSUE, threads_per_block=THREADS_PER_BLOCK,
-                   stream=0):
+                   moving_state=particles.STATE_TISSUE, step_distribution="gaussian",
+                   threads_per_block=THREADS_PER_BLOCK, stream=0):
     """One particle step on the device (in place); arguments as
     :func:`nanosim.kernels.particles.numba_step_particles`.
 
@@ -87,14 +89,12 @@ def step_particles(x, y, z, ids, state, step, *, dt_s, seed, grid, diffusivity_m
     -----
     Shapes and dtypes are checked; value checks that would need a device-to-host copy (ids in
     range, region codes within the table, non-negative diffusivities) are done only for host
-    arrays.
+    arrays. The choices (diffusivity mode, velocity lookup, step distribution) are kernel
+    arguments here, not constants: they are the same for every thread, so the branches cost
+    next to nothing on the GPU.
     """
-    kw = dict(dt_s=dt_s, seed=seed, grid=grid, diffusivity_m2_per_s=diffusivity_m2_per_s,
-              region=region, region_diffusivity_m2_per_s=region_diffusivity_m2_per_s,
-              velocity_m_per_s=velocity_m_per_s, velocity_interpolation=velocity_interpolation,
-              periodic=periodic, moving_state=moving_state)
     args = particles._prepare(x, y, z, ids, state, step, asarray=_device_asarray,
-                              dummy=_device_dummy, **kw)
+                              dummy=_device_dummy, **particles._options(locals()))
     n = x.shape[0]
     if n == 0:
         return x, y, z

@@ -4,11 +4,14 @@ Statistical tests use fixed seeds, so each either always passes or always fails;
 tolerances are k standard errors of the estimator for the sample size used (k = 4 unless
 stated: a correct kernel would fail with probability 6e-5 for a random seed), derived in each
 test. The Euler–Maruyama step with constant D and u is exact in distribution for any Δt, so no
-time-discretisation error enters.
+time-discretisation error enters. The variance-matched uniform step (``step_distribution=
+"uniform"``) has the same mean and covariance per step; the tests below check that, and that
+its higher moments and density approach the Gaussian ones as the kernel's docstring states.
 """
 
 import math
 import os
+from fractions import Fraction
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +22,7 @@ from scipy import stats
 
 from nanosim.geometry.grid import Grid
 from nanosim.kernels import particles as P
+from nanosim.kernels import rng
 
 K_SE = 4  # standard errors allowed by the statistical tests
 D0 = 6.57e-12  # m²/s, 100 nm carrier in water at 37 °C (PHYSICS.md §5)
@@ -55,11 +59,14 @@ def _msd_check(r2, d, t, n):
     assert abs(r2.mean() / (6 * d * t) - 1) < K_SE * rel_se, (r2.mean() / (6 * d * t), rel_se)
 
 
-def test_free_msd_is_6dt():
+@pytest.mark.parametrize("dist", P.STEP_DISTRIBUTIONS)
+def test_free_msd_is_6dt(dist):
+    # for uniform steps Var(r²) = 3(2 − 1.2/n)(2Dt)² is below the Gaussian 3·2·(2Dt)², so the
+    # Gaussian standard error of _msd_check bounds it
     ids, state = _ids_state(N)
     c = (500e-6, 500e-6, 500e-6)
     xyz = _run(P.numba_step_particles, _cloud(N, c), ids, state, 10, dt_s=0.5, seed=1,
-               grid=BIG, diffusivity_m2_per_s=D0)
+               grid=BIG, diffusivity_m2_per_s=D0, step_distribution=dist)
     r2 = sum((a - c0) ** 2 for a, c0 in zip(xyz, c))
     _msd_check(r2, D0, 5.0, N)
     # and isotropy: each axis carries 2Dt (same relative error √(2/n) per axis, k = 4)
@@ -161,6 +168,149 @@ def test_trilinear_wraps_on_a_periodic_axis_and_holds_at_walls():
 
 
 # --------------------------------------------------------------------------------------------
+# The step's random numbers, and the variance-matched uniform step
+# --------------------------------------------------------------------------------------------
+
+MASK32 = 0xFFFFFFFF
+SQRT3 = math.sqrt(3.0)
+
+
+def test_philox_block_is_the_rng_philox():
+    # the vectorisable form must give the words of rng.philox4x32_10 (itself checked against
+    # Random123's known answers in tests/kernels/test_rng.py), in Python and compiled
+    rs = np.random.default_rng(21)
+    cases = [tuple(int(v) for v in row) for row in rs.integers(0, 2**32, (300, 6), dtype=np.uint64)]
+    cases += [(0,) * 6, (MASK32,) * 6, (MASK32, 0, MASK32, 0, MASK32, 0), (1, 2, 3, 4, 5, 6)]
+    cpu = P.philox_block.cpu
+    for c in cases:
+        want = rng.philox4x32_10.py(*c)
+        assert P.philox_block.py(*c) == want, c
+        assert cpu(*c) == want, c
+    assert P.philox_block.py(0, 0, 0, 0, 0, 0) == (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)
+    assert P.philox_block.py(*(np.int64(v) for v in cases[0])) == rng.philox4x32_10.py(*cases[0])
+
+
+@pytest.mark.parametrize("seed", [0, 7, -3, 2**63 + 5])
+def test_step_variates_follow_the_documented_streams(seed):
+    s = rng.seed64(seed)
+    for pid in (0, 1, 2**40 + 3, 2**63 - 1):
+        for step in (0, 5, 2**32 + 1):
+            g = P.gaussian_steps.py(s, pid, step)
+            assert g[:2] == rng.normal_pair.py(s, pid, step, 0)
+            assert g[2] == rng.normal.py(s, pid, step, 1)
+            w = rng.philox4x32_10.py(pid & MASK32, pid >> 32, step & MASK32, 0, s & MASK32,
+                                     (s >> 32) & MASK32)
+            m = P.uniform_lattice.py(s, pid, step)
+            assert m == tuple(float(2 * v + 1 - 2**32) for v in w[:3])
+            assert P.uniform_lattice.cpu(s, pid, step) == m
+            # ξ = m·√3·2⁻³² is the documented √3((w + ½)2⁻³¹ − 1)
+            for v, mv in zip(w[:3], m):
+                xi = SQRT3 * ((v + 0.5) * 2.0**-31 - 1.0)
+                assert mv * P.UNIFORM_UNIT == pytest.approx(xi, rel=4e-16, abs=1e-15)
+            # libm freedom only (|ξ| < 8.7, 4 ulp: tests/kernels/test_rng.py)
+            np.testing.assert_allclose(P.gaussian_steps.cpu(s, pid, step), g, rtol=0,
+                                       atol=4 * 8.7 * np.finfo(np.float64).eps)
+
+
+def _one_axis_samples(n, n_steps, sigma, dist="uniform", seed=31):
+    """(x − x0)/(σ√n) of ``n`` particles after ``n_steps`` free steps, the three axes pooled."""
+    ids, state = _ids_state(n)
+    c = (500e-6,) * 3
+    d = sigma**2 / 2.0  # σ = √(2 D Δt) with Δt = 1 s
+    xyz = _run(P.numba_step_particles, _cloud(n, c), ids, state, n_steps, dt_s=1.0, seed=seed,
+               grid=BIG, diffusivity_m2_per_s=d, step_distribution=dist)
+    return np.concatenate([(a - c0) / (sigma * math.sqrt(n_steps)) for a, c0 in zip(xyz, c)])
+
+
+def test_uniform_step_is_uniform_with_unit_variance():
+    n = 100_000
+    sigma = 1e-6  # m; the box is 500 σ from the cloud
+    xi = _one_axis_samples(n, 1, sigma).reshape(3, n)
+    # positions ~5e-4 m carry ~1e-19 m of rounding: 1e-13 of σ
+    assert np.abs(xi).max() <= SQRT3 * (1 + 1e-9)
+    flat = xi.ravel()
+    m = 3 * n
+    assert stats.kstest(flat, stats.uniform(-SQRT3, 2 * SQRT3).cdf).pvalue > 1e-3
+    assert abs(flat.mean()) < K_SE * math.sqrt(1.0 / m)
+    # Var(ξ²) = E ξ⁴ − 1 = 9/5 − 1 for the uniform
+    assert abs((flat**2).mean() - 1.0) < K_SE * math.sqrt(0.8 / m)
+    # the three axes are uncorrelated (standard error of a correlation 1/√n)
+    for a, b in ((0, 1), (0, 2), (1, 2)):
+        assert abs(np.mean(xi[a] * xi[b])) < K_SE / math.sqrt(n)
+
+
+def _kurtosis_and_se(x):
+    """Sample kurtosis m4/m2² about the known mean 0, and its delta-method standard error."""
+    mu2, mu4, mu6, mu8 = (np.mean(x**k) for k in (2, 4, 6, 8))
+    k = mu4 / mu2**2
+    var = ((mu8 - mu4**2) / mu2**4 - 4 * mu4 * (mu6 - mu4 * mu2) / mu2**5
+           + 4 * mu4**2 * (mu4 - mu2**2) / mu2**6) / x.size  # 24/N for a normal sample
+    return k, math.sqrt(var)
+
+
+@pytest.mark.parametrize("n_steps", [1, 2, 5])
+def test_uniform_step_kurtosis_relaxes_as_one_over_n(n_steps):
+    # the sum of n uniform steps has kurtosis 3 − 1.2/n (the excess −1.2 of one step, over n)
+    k, se = _kurtosis_and_se(_one_axis_samples(100_000, n_steps, 1e-6))
+    assert abs(k - (3 - 1.2 / n_steps)) < K_SE * se, (k, se)
+    assert abs(k - 3) > 2 * K_SE * se  # and the sample resolves the difference from a Gaussian
+
+
+def _irwin_hall_cdf(z, n):
+    """CDF at z (in units of the sum's standard deviation) of the sum of n uniform steps."""
+    # U_i uniform on [0, 1]: the sum S has mean n/2 and variance n/12; ξ-sum = (S − n/2)√12/√n
+    s = np.clip(z * math.sqrt(n / 12.0) + n / 2.0, 0.0, n)
+    return sum((-1) ** k * math.comb(n, k) * np.clip(s - k, 0.0, None) ** n
+               for k in range(n + 1)) / math.factorial(n)
+
+
+def _irwin_hall_pdf(z, n):
+    """Density at z (standardised, as above) of the sum of n uniform steps, in exact rationals."""
+    scale = Fraction(math.sqrt(n / 12.0))
+    s = Fraction(float(z)) * scale + Fraction(n, 2)
+    if not 0 < s < n:
+        return 0.0
+    total = sum((-1) ** k * math.comb(n, k) * (s - k) ** (n - 1) for k in range(math.floor(s) + 1))
+    return float(total * scale / math.factorial(n - 1))
+
+
+def _chi2_equiprobable(z, cdf, bins=40):
+    """Chi-square of samples z in ``bins`` bins of equal probability under the normal law."""
+    edges = stats.norm.ppf(np.linspace(0, 1, bins + 1))
+    counts = np.histogram(np.clip(z, -50, 50), np.r_[-50, edges[1:-1], 50])[0]
+    expected = z.size * np.diff(cdf(np.r_[-50, edges[1:-1], 50]))
+    return ((counts - expected) ** 2 / expected).sum()
+
+
+def test_uniform_steps_give_the_gaussian_density_after_many_steps():
+    # 40 bins, threshold at the 1 − 1e-4 quantile of χ²(39): a correct kernel fails for 1 seed in
+    # 10⁴. After n steps the density is φ·[1 − He₄/(20n)] (module docstring), a non-centrality of
+    # N·E[He₄²]/(400 n²) = 0.06 N/n² in this statistic: 1.8 for N = 3e5 samples at n = 100 (far
+    # below the threshold's margin), 1100 at n = 4.
+    limit = stats.chi2.ppf(1 - 1e-4, 39)
+    z100 = _one_axis_samples(100_000, 100, 1e-6, seed=41)
+    assert _chi2_equiprobable(z100, stats.norm.cdf) < limit
+    # after 4 steps: exactly the Irwin–Hall law of the sum, measurably not yet the Gaussian
+    z4 = _one_axis_samples(100_000, 4, 1e-6, seed=42)
+    assert _chi2_equiprobable(z4, lambda z: _irwin_hall_cdf(z, 4)) < limit
+    assert _chi2_equiprobable(z4, stats.norm.cdf) > 5 * limit
+
+
+def test_documented_uniform_step_density_error():
+    # the module docstring's numbers: density of the n-step sum = φ·[1 − He₄/(20n)] + O(n⁻²),
+    # the largest error 0.15/n of the peak, at the centre (checked against the exact law)
+    for n in (10, 20, 40):
+        z = np.linspace(-5, 5, 401)
+        exact = np.array([_irwin_hall_pdf(v, n) for v in z])
+        phi = stats.norm.pdf(z)
+        he4 = z**4 - 6 * z**2 + 3
+        err = exact - phi
+        assert np.abs(err - (-phi * he4 / (20 * n))).max() < 2.0 / n**2 * phi.max()
+        assert abs(np.abs(err).max() / phi.max() - 0.15 / n) < 2.0 / n**2
+        assert abs(z[np.argmax(np.abs(err))]) < 0.01
+
+
+# --------------------------------------------------------------------------------------------
 # Walls
 # --------------------------------------------------------------------------------------------
 
@@ -186,8 +336,10 @@ def test_specular_reflection_and_periodic_wrap_exact():
             assert xyz[1][0] == 50e-6 and xyz[2][0] == 50e-6
 
 
-@pytest.mark.parametrize("periodic", [(False, False, False), (True, False, True)])
-def test_walls_keep_particles_inside_and_uniform_density_uniform(periodic):
+@pytest.mark.parametrize("periodic,dist", [((False, False, False), "gaussian"),
+                                           ((True, False, True), "gaussian"),
+                                           ((False, False, False), "uniform")])
+def test_walls_keep_particles_inside_and_uniform_density_uniform(periodic, dist):
     g = Grid((10, 10, 10), 10e-6, (-20e-6, 5e-6, 0.0))  # box of 100 µm
     lo, hi = np.array(g.origin_m), np.array(g.upper_m)
     rs = np.random.default_rng(8)
@@ -197,7 +349,7 @@ def test_walls_keep_particles_inside_and_uniform_density_uniform(periodic):
     # σ = √(2 D dt) = 30 µm per step (0.3 box): many wall hits, some multiple
     d = (30e-6) ** 2 / 2
     _run(P.numba_step_particles, xyz, ids, state, 20, dt_s=1.0, seed=9, grid=g,
-         diffusivity_m2_per_s=d, periodic=periodic)
+         diffusivity_m2_per_s=d, periodic=periodic, step_distribution=dist)
     pos = np.stack(xyz, axis=1)
     assert np.all((pos >= lo) & (pos <= hi))
     # the uniform density is invariant under reflecting (and periodic) walls: chi-square of
@@ -235,14 +387,19 @@ def _mixed_case(dtype, n=3000, seed=12):
     return xyz, ids, state, kw, g
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_numpy_reference_equals_numba(dtype):
+@pytest.mark.parametrize("dtype,dist", [(np.float64, "gaussian"), (np.float32, "gaussian"),
+                                        (np.float64, "uniform"), (np.float32, "uniform")])
+def test_numpy_reference_equals_numba(dtype, dist):
     xyz, ids, state, kw, g = _mixed_case(dtype)
+    kw = dict(kw, step_distribution=dist)
     a = [c.copy() for c in xyz]
     b = [c.copy() for c in xyz]
     steps = 5
     _run(P.numpy_step_particles, a, ids, state, steps, **kw)
     _run(P.numba_step_particles, b, ids, state, steps, **kw)
+    if dist == "uniform":  # no math library involved: the same bits
+        for p, q in zip(a, b):
+            np.testing.assert_array_equal(p, q)
     # Same float64 operations in the same order; only log/cos/sin in the normals may differ by a
     # few ulp between NumPy's and LLVM's math libraries (≤ 4 ulp, tests/kernels/test_rng.py).
     # Bound per step: 4 ulp of |ξ| ≤ 8.7 times σ ≤ √(2·2e-11·2), plus one ulp of the position
@@ -277,8 +434,10 @@ def test_only_tissue_particles_move():
     np.testing.assert_array_equal(xyz[0][state == 0], before[0][state == 0])
 
 
-def test_same_seed_same_paths_and_order_independence():
+@pytest.mark.parametrize("dist", P.STEP_DISTRIBUTIONS)
+def test_same_seed_same_paths_and_order_independence(dist):
     xyz, ids, state, kw, _ = _mixed_case(np.float64)
+    kw = dict(kw, step_distribution=dist)
     a = _run(P.numba_step_particles, [c.copy() for c in xyz], ids, state, 3, **kw)
     b = _run(P.numba_step_particles, [c.copy() for c in xyz], ids, state, 3, **kw)
     for p, q in zip(a, b):
@@ -295,9 +454,11 @@ def test_same_seed_same_paths_and_order_independence():
     assert np.all(d[0][moving] != a[0][moving])
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_resume_continues_the_same_paths(dtype):
+@pytest.mark.parametrize("dtype,dist", [(np.float64, "gaussian"), (np.float32, "gaussian"),
+                                        (np.float32, "uniform")])
+def test_resume_continues_the_same_paths(dtype, dist):
     xyz, ids, state, kw, _ = _mixed_case(dtype)
+    kw = dict(kw, step_distribution=dist)
     n = 4
     whole = _run(P.numba_step_particles, [c.copy() for c in xyz], ids, state, 2 * n, **kw)
     first = _run(P.numba_step_particles, [c.copy() for c in xyz], ids, state, n, **kw)
@@ -305,6 +466,55 @@ def test_resume_continues_the_same_paths(dtype):
     resumed = _run(P.numba_step_particles, saved, ids.copy(), state.copy(), n, first_step=n, **kw)
     for p, q in zip(whole, resumed):
         np.testing.assert_array_equal(p, q)
+
+
+@pytest.mark.parametrize("shape", [(8, 7, 5), (9, 7, 5)])
+def test_region_maps_of_any_layout_give_the_same_steps(shape):
+    # uint8/int8 maps of a size divisible by 4 are read in place as 32-bit words, others are
+    # converted to int32: every layout must give the same steps (8·7·5 = 280, 9·7·5 = 315 voxels)
+    rs = np.random.default_rng(3)
+    g = Grid(shape, 8e-6, (1e-6, -3e-6, 2e-6))
+    n = 2000
+    lo, hi = np.array(g.origin_m), np.array(g.upper_m)
+    p0 = lo + rs.random((n, 3)) * (hi - lo)
+    ids, state = _ids_state(n)
+    codes = rs.integers(0, 4, g.shape_zyx)
+    table = np.array([1e-12, D0, 2e-11, 5e-12])
+    maps = [codes.astype(t) for t in (np.uint8, np.int8, np.int16, np.int32, np.int64)]
+    maps.append(np.asfortranarray(codes.astype(np.uint8)))  # not C-contiguous
+    results = []
+    for reg in maps:
+        xyz = [p0[:, k].copy() for k in range(3)]
+        P.numba_step_particles(*xyz, ids, state, 0, dt_s=2.0, seed=5, grid=g, region=reg,
+                               region_diffusivity_m2_per_s=table, step_distribution="uniform")
+        results.append(xyz)
+    want = [p0[:, k].copy() for k in range(3)]
+    P.numpy_step_particles(*want, ids, state, 0, dt_s=2.0, seed=5, grid=g, region=codes,
+                           region_diffusivity_m2_per_s=table, step_distribution="uniform")
+    for xyz in results:
+        for a, b in zip(xyz, want):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_voxel_row_order_sorts_by_row_and_keeps_the_paths():
+    xyz, ids, state, kw, g = _mixed_case(np.float64, n=5000)
+    xyz[1][:3] = [-1.0, 1.0, np.nan]  # outside the box: the nearest boundary row
+    order = P.voxel_row_order(*xyz, g)
+    assert np.array_equal(np.sort(order), np.arange(ids.size))
+    (ox, oy, oz), h = g.origin_m, g.voxel_size_m
+    nx, ny, nz = g.shape_xyz
+    iy = np.clip(np.floor(np.nan_to_num((xyz[1] - oy) / h, nan=0.0)), 0, ny - 1)
+    iz = np.clip(np.floor((xyz[2] - oz) / h), 0, nz - 1)
+    row = (iz * ny + iy)[order]
+    assert np.all(np.diff(row) >= 0)
+    same_row = np.diff(row) == 0
+    assert np.all(np.diff(order)[same_row] > 0)  # stable
+    # the step does not depend on the order: ids carry the random numbers
+    a = _run(P.numba_step_particles, [c.copy() for c in xyz], ids, state, 2, **kw)
+    b = _run(P.numba_step_particles, [c[order].copy() for c in xyz], ids[order], state[order], 2,
+             **kw)
+    for p, q in zip(a, b):
+        np.testing.assert_array_equal(p[order], q)
 
 
 # --------------------------------------------------------------------------------------------
@@ -337,6 +547,8 @@ def test_argument_errors_name_the_argument():
         step(*xyz, ids, state, 0, **dict(kw, dt_s=0.0))
     with pytest.raises(ValueError, match="ids must lie in"):
         step(*xyz, -ids - 1, state, 0, **kw)
+    with pytest.raises(ValueError, match="step_distribution must be one of"):
+        step(*xyz, ids, state, 0, **dict(kw, step_distribution="cauchy"))
     with pytest.raises(ValueError, match="unknown backend"):
         P.step_particles("fortran", *xyz, ids, state, 0, **kw)
 
@@ -347,7 +559,7 @@ def test_cuda_kernel_matches_numba_in_simulator():
     res = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stdout + res.stderr[-3000:]
-    assert res.stdout.count(" ok") == 7, res.stdout
+    assert res.stdout.count(" ok") == 8, res.stdout
 
 
 def test_import_does_not_load_cuda():

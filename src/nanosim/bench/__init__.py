@@ -9,6 +9,9 @@ r"""Performance of nanosim's kernels, measured against this machine's memory-ban
    (uniform and general), each with the minimum bytes it must move per update and the fraction
    of the roof that this makes; and the Numba/NumPy speed ratio of each;
 3. normals per second of the counter-based random generator (:mod:`.rng`),
+4. particle-steps per second of the interstitial particle step (:mod:`.particles`): free
+   diffusion and field lookups, Gaussian and variance-matched uniform steps, and (where
+   ``import smoldyn`` works) Smoldyn on the same free-diffusion problem,
 
 and returns a list of records (:class:`Record`, as dicts)::
 
@@ -43,7 +46,7 @@ from .report import GOALS, Goal, apply_goals, format_shape, format_table, format
 from .timing import Timing, time_call
 
 # Registration order is run order: the roof first, derived records (speedups) after the kernels.
-from . import memory, transport, rng, vasculature  # noqa: E402,F401  isort: skip
+from . import memory, transport, rng, vasculature, particles, intravascular  # noqa: E402,F401  isort: skip
 
 __all__ = [
     "GOALS", "REGISTRY", "BenchContext", "Benchmark", "Goal", "Record", "Skip", "Timing",
