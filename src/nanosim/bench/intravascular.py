@@ -32,6 +32,7 @@ def intravascular(ctx):
             continue
         yield Record("intravascular", be.name, "float64", [int(r["n_packets"])], r["packet_steps_per_s"],
                      "packet-steps/s",
-                     extra={"seconds": r["seconds"], "crossings_per_s": r["crossings_per_s"],
+                     extra={"seconds": r["seconds"], "seconds_median": r["seconds"], "repeats": 1,
+                            "crossings_per_s": r["crossings_per_s"],
                             "crossings_per_packet_step": r["crossings_per_packet_step"],
                             "segments": int(r["n_segments"]), "steps": int(r["n_steps"])})
