@@ -534,14 +534,14 @@ def _region_words(reg):
     """The region map as flat 32-bit words and the bytes per code (see :func:`region_code`).
 
     A C-contiguous 1-byte map whose size is a multiple of 4 is viewed in place (four codes per
-    little-endian word); any other map is converted to int32 (a copy). Works on NumPy and CuPy
-    arrays alike.
+    little-endian word), a C-contiguous int32 map is used as it is; any other map is converted
+    to int32 (a copy). Works on NumPy and CuPy arrays alike.
     """
     flat = reg.reshape(-1)  # a view of a contiguous map, else a copy
     if (reg.dtype.itemsize == 1 and flat.size % 4 == 0 and sys.byteorder == "little"
             and _is_contiguous(reg)):
         return flat.view(np.int32), 1
-    return flat.astype(np.int32), 4
+    return flat.astype(np.int32, copy=False), 4  # no copy for a contiguous int32 map
 
 
 def _is_contiguous(a):
