@@ -42,11 +42,6 @@ ROUTES = {
     "plga_microsphere_catalase": "embolisation",
 }
 
-# peg_liposome.toml (not part of this change) leaves some values to a neighbouring line's comment;
-# the documentation check is expected to fail for it until its file is completed.
-UNDOCUMENTED_KNOWN = set()
-
-
 def scenario_with(carrier: dict, route_kind: str = "intravenous") -> dict:
     """A minimal valid carrier scenario (after scenarios/hcc_liposome_iv.toml, smaller box)."""
     return {
@@ -186,12 +181,7 @@ def undocumented_values(text: str) -> list[str]:
     return bad
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="some values only documented on a "
-                                            "neighbouring line; the file is outside this change"))
-    if n in UNDOCUMENTED_KNOWN else n
-    for n in ALL
-])
+@pytest.mark.parametrize("name", ALL)
 def test_every_number_has_a_source_or_is_marked_unconfirmed(name):
     text = (PRESET_DIR / f"{name}.toml").read_text(encoding="utf-8")
     assert undocumented_values(text) == []
