@@ -28,10 +28,14 @@ One step of length ``dt`` (t → t + dt):
 Weight is conserved exactly, up to float64 round-off: entered = in vessels + in walls + free +
 bound + internalised + lodged + returned to blood + drained (checked every step).
 
-Dose scaling: the box is a sample of a whole tumour of volume ``body.tumour_volume_m3``.
-Amounts in the box's tumour (viable + necrotic voxels) are multiplied by
-``V_tumour / V_tumour,box`` to give % of the injected dose (%ID); the box's draw on the body's
-blood is negligible and not subtracted from it (the measured blood curve includes it).
+Dose scaling: the box is a sample of a whole tumour of volume ``body.tumour_volume_m3`` — all
+of it, or a piece of its edge or interior. % of the injected dose (%ID) in the tumour is
+depth-resolved (:func:`nanosim.geometry.tissue.whole_tumour_weights`): the tumour is cut into
+layers of equal normalised depth, each layer the box samples stands for the whole tumour's
+volume of that layer, layers the box misses borrow the nearest sampled layer of the same
+tissue, and an unsampled necrotic core counts as holding no carriers. A box holding the whole
+tumour reduces to plain volume scaling. The box's draw on the body's blood is negligible and
+not subtracted from it (the measured blood curve includes it).
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import numpy as np
 
 from ..kernels import compartments as C
 from ..kernels import rng
+from ..geometry.tissue import whole_tumour_weights
 from . import design as D
 
 #: Conductance factor of a segment occluded by an embolic sphere (closed, yet the network stays solvable).
@@ -176,7 +181,8 @@ class CarrierModel:
         vox = grid.voxel_size_m**3
         self.tumour_mask_host = self.region_host >= 1
         self.v_tumour_box_m3 = float(self.tumour_mask_host.sum()) * vox
-        self.tumour_scale = body.tumour_volume_m3 / self.v_tumour_box_m3
+        weights, self.tumour_sample = whole_tumour_weights(grid, scenario.tissue.tumour, body.tumour_volume_m3)
+        self.tumour_weight_host = weights
         # per-voxel maps on the backend
         be = backend
         self.region = be.asarray(self.region_host)
@@ -702,10 +708,11 @@ class CarrierModel:
         """Carriers in the box's tumour (viable + necrotic voxels) and normal tissue, by compartment."""
         xp = self.backend.xp
         tum = self.backend.asarray(self.tumour_mask_host.reshape(-1))
+        wt = self.backend.asarray(self.tumour_weight_host.reshape(-1))
         out = {}
         for name, code in (("tissue", C.TISSUE), ("bound", C.BOUND), ("internalised", C.INTERNALISED),
                            ("lodged", C.LODGED)):
-            t = n = 0.0
+            t = n = whole = 0.0
             for pop in self.pops:
                 st = pop.view("state")
                 sel = st == code
@@ -717,11 +724,14 @@ class CarrierModel:
                 w = pop.view("weight")[sel]
                 if int(w.shape[0]) == 0:
                     continue
-                in_t = tum[self._voxel_flat(xs, ys, zs)]
+                flat = self._voxel_flat(xs, ys, zs)
+                in_t = tum[flat]
                 t += float(xp.sum(w[in_t]))
                 n += float(xp.sum(w[~in_t]))
+                whole += float(xp.sum(w * wt[flat]))
             out[f"tumour_{name}"] = t
             out[f"normal_{name}"] = n
+            out[f"whole_tumour_{name}"] = whole
         return out
 
     def _lodged_positions(self, pop, sel):
@@ -756,11 +766,11 @@ class CarrierModel:
         dose = self.dose_carriers
         cw = self.compartment_weights()
         ta = self.tumour_amounts()
-        tumour_box = sum(v for k, v in ta.items() if k.startswith("tumour_"))
+        whole_tumour = sum(ta.pop(f"whole_tumour_{k}") for k in ("tissue", "bound", "internalised", "lodged"))
         pk = self.systemic.ledger()
         out = {
             "carrier_dose": dose,
-            "carrier_tumour_pct_id": 100.0 * self.tumour_scale * tumour_box / dose,
+            "carrier_tumour_pct_id": 100.0 * whole_tumour / dose,
             "carrier_blood_pct_id": 100.0 * pk["central"] / dose,
             "carrier_peripheral_pct_id": 100.0 * pk["peripheral"] / dose,
             "carrier_liver_macrophages_pct_id": 100.0 * pk["mps"] / dose,

@@ -211,7 +211,8 @@ class Body(_Model):
         None, description="Hepatic arterial blood flow in m³/s (default: the species').")
     tumour_volume_m3: Optional[PositiveVolume] = Field(
         None, description="Volume of the whole tumour the box's tumour stands for, in m³ (e.g. \"300 mm^3\"; "
-        "100–500 mm³ in a 20–25 g mouse): % injected dose is the box's tumour amount scaled to it.")
+        "100–500 mm³ in a 20–25 g mouse): % injected dose is the box's tumour amount scaled to it, layer by "
+        "depth (nanosim.geometry.tissue.whole_tumour_weights).")
 
     def describe(self) -> str:
         tumour = f", tumour {self.tumour_volume_m3 * 1e9:.4g} mm³" if self.tumour_volume_m3 is not None else ""
