@@ -258,6 +258,38 @@ class CarrierModel:
         else:
             self.pool_speed = 0.0
             self.burst_at_injection = False
+        # first-order release: the drug in the body's carriers is tracked conservatively and exactly
+        # (nanosim.carriers.payload); other laws use the amount-weighted release clocks
+        self.first_order = self.release_params is not None and self.release_params.law == rk.LAW_FIRST_ORDER
+        self.payload = None
+        self.liver_law_mol = 0.0  # law-held drug in the spheres lodged in the whole liver (first order)
+        if self.first_order and self.route.kind != "embolisation":
+            from .payload import CirculatingPayload
+
+            pk = self.systemic.parameters()
+            self.payload = CirculatingPayload(pk["k12_per_s"], pk["k21_per_s"], pk["k10_per_s"],
+                                              self.release_params.p0 * self.pool_speed)
+
+    def _law_drug_per_carrier(self) -> float:
+        """Drug per carrier that the release law acts on (the part not burst), mol."""
+        return self.carrier.drug_per_carrier_mol * (1.0 - self.release_params.burst_fraction)
+
+    def _step_payload(self, t0: float, t1: float) -> float:
+        """Advance the body carriers' drug over [t0, t1] (as :meth:`_dose_into` gives the carriers);
+        set the plasma pool's clock to the mean payload left; return the drug released (mol)."""
+        pay, d_law = self.payload, self._law_drug_per_carrier()
+        if t0 == 0.0 and self.route.infusion_duration_s == 0.0:
+            pay.bolus(self.dose_carriers * d_law)
+        rate, covered = self._infusion_rate(t0, t1)
+        if 0.0 < covered < t1 - t0:
+            released = pay.step(covered, rate * d_law) + pay.step(t1 - t0 - covered, 0.0)
+        else:
+            released = pay.step(t1 - t0, rate * d_law if covered > 0.0 else 0.0)
+        n_c, k_law = self.systemic.central, self.release_params.p0
+        if n_c > 0.0 and d_law > 0.0 and k_law > 0.0 and pay.central > 0.0:
+            # the clock at which a first-order carrier holds the plasma's mean payload
+            self.pool_tau = -math.log(min(pay.central / (n_c * d_law), 1.0)) / k_law
+        return released
 
     def _embolised_liver_release(self, infused: float, dt: float, covered: float) -> float:
         """Drug released during the step by all the spheres lodged in the whole liver (mol).
@@ -271,6 +303,21 @@ class CarrierModel:
 
         p = self.release_params
         speed = p.factor("lodged") * float(rk.numpy_ph_factor(p.ph_tissue, p.pka, p.hill_n, p.h_min))
+        if self.first_order:
+            # exact: law-held drug L with dL/dt = −k L + d·r over the infused part, then decay
+            k, d_law = p.p0 * speed, self._law_drug_per_carrier()
+            l0 = self.liver_law_mol
+            if covered > 0.0:
+                grow = covered if k == 0.0 else -math.expm1(-k * covered) / k
+                l1 = l0 * math.exp(-k * covered) + d_law * infused / covered * grow
+            else:  # a bolus (or nothing) at the step's start
+                l1 = l0 + d_law * infused
+            l2 = l1 * math.exp(-k * (dt - covered))
+            self.liver_law_mol = l2
+            self.liver_spheres += infused
+            released = (l0 + d_law * infused - l2) + p.burst_fraction * self.carrier.drug_per_carrier_mol * infused
+            self.drug["body_released_in_liver"] += released
+            return released
         f0 = self._liver_spheres_fraction()
         old = self.liver_spheres
         self.liver_spheres += infused
@@ -368,7 +415,7 @@ class CarrierModel:
         auc = self._dose_into(self.systemic, t0, t1)
         rate, covered = self._infusion_rate(t0, t1)
         f_before = self.pool_released_fraction()
-        if self.release_params is not None:  # carriers infused during the step are younger
+        if self.release_params is not None and self.payload is None:  # carriers infused during the step are younger
             infused = rate * covered if self.route.kind != "embolisation" else 0.0
             old = central_before
             self.pool_tau = ((old * (self.pool_tau + self.pool_speed * dt) + infused * self.pool_speed * 0.5 * covered)
@@ -376,7 +423,10 @@ class CarrierModel:
         # premature leak in the body's blood: the plasma carriers' payload released during the step
         # (trapezoid over the step's start and end plasma contents; second order in dt)
         self.body_leak_mol = 0.0
-        if self.release_params is not None:
+        if self.payload is not None:
+            self.body_leak_mol = self._step_payload(t0, t1)
+            self.drug["body_released_in_blood"] += self.body_leak_mol
+        elif self.release_params is not None:
             dF = self.pool_released_fraction() - f_before
             self.body_leak_mol = 0.5 * (central_before + self.systemic.central) * self.carrier.drug_per_carrier_mol * dF
             self.drug["body_released_in_blood"] += self.body_leak_mol
@@ -797,6 +847,13 @@ class CarrierModel:
             out["carrier_drug_in_carriers_mol"] = self.drug_in_carriers()
             out["carrier_drug_balance_rel_error"] = self.drug_balance_error()
             out["carrier_pool_released_fraction"] = self.pool_released_fraction()
+            if self.payload is not None:  # the body's carriers (first-order release: exact)
+                pay = self.payload
+                out["carrier_drug_body_in_circulating_carriers_mol"] = pay.central + pay.peripheral
+                out["carrier_drug_body_with_eliminated_carriers_mol"] = pay.eliminated
+                out["carrier_drug_body_balance_rel_error"] = pay.ledger_error()
+            elif self.first_order:
+                out["carrier_drug_body_in_liver_spheres_mol"] = self.liver_law_mol
         out["carrier_flow_solves"] = float(self.flow_solves)
         return out
 
@@ -882,6 +939,8 @@ class CarrierModel:
                 "carrier_systemic": self.systemic.state(), "carrier_flow_solves": self.flow_solves,
                 "carrier_pool_tau": self.pool_tau, "carrier_liver_spheres": self.liver_spheres,
                 "carrier_liver_tau": self.liver_tau, "carrier_wall_drug": list(self.wall_drug),
+                "carrier_liver_law_mol": self.liver_law_mol,
+                "carrier_payload": None if self.payload is None else self.payload.state(),
                 "carrier_drug": dict(self.drug)}
 
     def load_state(self, arrays: dict, attrs: dict) -> None:
@@ -904,6 +963,9 @@ class CarrierModel:
         self.pool_tau = float(attrs["carrier_pool_tau"])
         self.liver_spheres = float(attrs["carrier_liver_spheres"])
         self.liver_tau = float(attrs["carrier_liver_tau"])
+        self.liver_law_mol = float(attrs.get("carrier_liver_law_mol", 0.0))
+        if self.payload is not None:
+            self.payload.load_state(attrs["carrier_payload"])
         self.wall_drug = [float(v) for v in attrs["carrier_wall_drug"]]
         self.drug = {k: float(v) for k, v in dict(attrs["carrier_drug"]).items()}
 
