@@ -8,13 +8,16 @@ module derives, for each size class of the design:
   ``D_eff = D₀ · f_ECM``;
 - per network segment: the pore ratio ``λ = r_h / r_p``, the hindrance factors ``H(λ)`` and
   ``W(λ)`` (Dechadilok & Deen 2006), the wall permeability ``P = γ H D₀,plasma / L``, the
-  reflection coefficient ``σ_f = 1 − W``, the Péclet number ``Pe = J_v (1 − σ_f) / P`` with the
-  transmural fluid flux ``J_v`` (Starling, from the interstitial solution), and from the
-  Patlak / Kedem–Katchalsky flux
+  reflection coefficient ``σ_f = 1 − W``, the Péclet number ``Pe = s J_v (1 − σ_f) / P`` with the
+  transmural fluid flux ``J_v`` (Starling, from the interstitial solution) and the share ``s`` of
+  it that passes through the carriers' pores (a two-pore wall: the pores that reflect plasma
+  proteins carry at least ``σ_T`` of ``J_v`` and reflect carriers too, so ``s ≤ 1 − σ_T``, the
+  default; ``[extravasation.<wall>] filtration_share`` overrides it), and from the
+  Patlak / Kedem–Katchalsky flux through those pores
 
   .. math::
 
-      J_s = J_v (1-σ_f) C_v + P (C_v - C_i) \frac{Pe}{e^{Pe}-1}
+      J_s = s J_v (1-σ_f) C_v + P (C_v - C_i) \frac{Pe}{e^{Pe}-1}
           = P\,\frac{Pe\,e^{Pe}}{e^{Pe}-1}\,C_v \;-\; P\,\frac{Pe}{e^{Pe}-1}\,C_i
 
   the two first-order rates the particle method needs: the rate at which a carrier in the
@@ -80,6 +83,7 @@ class SizeClass:
     seg_permeability_m_per_s: np.ndarray = field(repr=False, default=None)
     seg_sigma: np.ndarray = field(repr=False, default=None)
     seg_peclet: np.ndarray = field(repr=False, default=None)
+    seg_filtration_share: np.ndarray = field(repr=False, default=None)
     seg_out_rate_per_s: np.ndarray = field(repr=False, default=None)
     seg_back_coefficient_m_per_s: np.ndarray = field(repr=False, default=None)
 
@@ -94,11 +98,13 @@ def region_rates(carrier) -> np.ndarray:
                       r.bound_internalisation_rate_per_s, r.lymphatic_clearance_rate_per_s] for r in regs], float)
 
 
-def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(γ, L, r_p) per segment from the ``[extravasation]`` table; γ = 0 for walls without pores."""
+def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(γ, L, r_p, share of J_v) per segment from the ``[extravasation]`` table; γ = 0 for walls
+    without pores; the share is NaN where the table leaves it to the default (1 − σ_T)."""
     m = network.n_segments
     gamma = np.zeros(m)
     thick = np.ones(m)
+    share = np.full(m, np.nan)
     pore = np.asarray(network.seg_pore_radius_m, float).copy()
     for wall, spec in ((WallType.TUMOUR, extravasation.tumour), (WallType.SINUSOID, extravasation.sinusoid),
                        (WallType.CAPILLARY, extravasation.capillary)):
@@ -109,8 +115,10 @@ def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, np.ndarr
         thick[sel] = spec.wall_thickness_m
         if spec.pore_radius_m is not None:
             pore[sel] = spec.pore_radius_m
+        if spec.filtration_share is not None:
+            share[sel] = spec.filtration_share
     gamma[pore <= 0] = 0.0  # a wall without pores is closed to carriers
-    return gamma, thick, pore
+    return gamma, thick, pore, share
 
 
 def segment_fluid_flux(vas, scenario, region) -> np.ndarray:
@@ -120,9 +128,20 @@ def segment_fluid_flux(vas, scenario, region) -> np.ndarray:
     nodes), the interstitial pressure of the voxel holding its midpoint and the fluid constants of
     that voxel's region. Zero when the interstitial fluid is not solved.
     """
+    return _segment_fluid(vas, scenario, region)[0]
+
+
+def segment_protein_reflection(vas, scenario, region) -> np.ndarray:
+    """σ_T (plasma proteins' osmotic reflection) per segment, of the region at its midpoint."""
+    return _segment_fluid(vas, scenario, region)[1]
+
+
+def _segment_fluid(vas, scenario, region) -> tuple[np.ndarray, np.ndarray]:
     net = vas.network
-    if vas.interstitial is None or vas.flow is None:
-        return np.zeros(net.n_segments)
+    if vas.interstitial is None or vas.flow is None:  # no filtration: J_v = 0, σ_T plays no part
+        return np.zeros(net.n_segments), np.zeros(net.n_segments)
+    fl = scenario.interstitial
+    regs = [fl.normal, fl.tumour, fl.necrotic or fl.tumour]
     grid = vas.interstitial.grid
     mid = 0.5 * (net.node_pos_m[net.seg_nodes[:, 0]] + net.node_pos_m[net.seg_nodes[:, 1]])
     idx = np.floor((mid - np.asarray(grid.origin_m)) / grid.voxel_size_m).astype(int)
@@ -130,18 +149,54 @@ def segment_fluid_flux(vas, scenario, region) -> np.ndarray:
     idx = np.clip(idx, 0, [nx - 1, ny - 1, nz - 1])
     p_i = vas.interstitial.pressure_pa[idx[:, 2], idx[:, 1], idx[:, 0]]
     region = np.asarray(region)[idx[:, 2], idx[:, 1], idx[:, 0]]
-    fl = scenario.interstitial
-    regs = [fl.normal, fl.tumour, fl.necrotic or fl.tumour]
     lp = np.array([r.wall_hydraulic_permeability_m_per_pa_s for r in regs])[region]
     sig = np.array([r.reflection_coefficient for r in regs])[region]
     pi_i = np.array([r.interstitial_oncotic_pressure_pa for r in regs])[region]
     p = vas.flow.node_pressure_pa
     p_v = 0.5 * (p[net.seg_nodes[:, 0]] + p[net.seg_nodes[:, 1]])
-    return lp * (p_v - p_i - sig * (fl.vascular_oncotic_pressure_pa - pi_i))
+    return lp * (p_v - p_i - sig * (fl.vascular_oncotic_pressure_pa - pi_i)), sig
 
 
-def build_classes(carrier, extravasation, network=None, flow=None, jv_m_per_s=None) -> list[SizeClass]:
-    """The size classes of a design with their per-region diffusivities and per-segment wall rates."""
+#: Density of liver tissue, kg/m³ (1.05 g/cm³, ICRP Publication 89 reference value; unconfirmed
+#: here): turns the body's liver mass into the volume its sinusoids line.
+LIVER_DENSITY_KG_PER_M3 = 1050.0
+
+
+def sinusoid_permeability_bound(network, region, voxel_volume_m3: float, pk, body) -> tuple[float, dict]:
+    """Largest sinusoid wall permeability to carriers that the body's blood curve allows, m/s.
+
+    The box's liver is a sample of the body's liver, and the body's measured carrier clearance
+    already holds every way the liver takes carriers up (its macrophages, and the space of Disse
+    behind the fenestrae). Carriers leaving the box's sinusoids at ``P S/V`` per unit plasma
+    concentration would, over the whole liver, clear the plasma at ``P (S/V) V_liver``; that may
+    not exceed the liver's share of the clearance, ``f_liver k10 V_1``:
+
+        P ≤ f_liver k10 V_1 / ((S/V)_sinusoid V_liver),
+
+    with (S/V) the sinusoids' wall area in the box over the box's normal-tissue volume and
+    V_liver = liver mass / :data:`LIVER_DENSITY_KG_PER_M3`. Returns ``(bound, info)``; the bound is
+    ``inf`` when the box has no sinusoids or no normal tissue.
+    """
+    sel = np.asarray(network.seg_wall) == WallType.SINUSOID
+    area = float(np.sum(2.0 * np.pi * network.seg_radius_m[sel] * network.seg_length_m[sel]))
+    v_normal = float(np.count_nonzero(np.asarray(region) == 0)) * voxel_volume_m3
+    par = pk.parameters()
+    cl_liver = par["liver_uptake_fraction"] * par["k10_per_s"] * par["volume_m3"]
+    v_liver = body.liver_mass_kg / LIVER_DENSITY_KG_PER_M3
+    info = {"sinusoid_surface_per_volume_per_m": area / v_normal if v_normal > 0 else 0.0,
+            "liver_clearance_m3_per_s": cl_liver, "liver_volume_m3": v_liver}
+    if area <= 0.0 or v_normal <= 0.0:
+        return math.inf, info
+    return cl_liver / (area / v_normal * v_liver), info
+
+
+def build_classes(carrier, extravasation, network=None, flow=None, jv_m_per_s=None,
+                  protein_sigma=None, sinusoid_bound_m_per_s: float = math.inf) -> list[SizeClass]:
+    """The size classes of a design with their per-region diffusivities and per-segment wall rates.
+
+    ``protein_sigma`` (σ_T per segment) sets the default share of J_v through the carriers' pores,
+    ``1 − σ_T``; without it the whole J_v passes through them. ``sinusoid_bound_m_per_s`` caps
+    the permeability of sinusoid walls (:func:`sinusoid_permeability_bound`)."""
     ex = extravasation
     radii, fractions = size_classes(carrier.radius_m, carrier.radius_gsd, carrier.size_classes)
     regs = [carrier.normal, carrier.tumour, carrier.necrotic or carrier.tumour]
@@ -152,19 +207,24 @@ def build_classes(carrier, extravasation, network=None, flow=None, jv_m_per_s=No
         d0p = ck.stokes_einstein_diffusivity.py(ex.temperature_k, ex.plasma_viscosity_pa_s, float(r))
         sc = SizeClass(float(r), float(frac), d0w, d0p, d0w * f_ecm)
         if network is not None:
-            gamma, thick, pore = wall_pores_per_segment(network, ex)
+            gamma, thick, pore, share = wall_pores_per_segment(network, ex)
+            default_share = np.ones(network.n_segments) if protein_sigma is None else 1.0 - np.asarray(protein_sigma, float)
+            share = np.where(np.isnan(share), default_share, share)
             lam = np.where(pore > 0, r / np.where(pore > 0, pore, 1.0), np.inf)
             h = ck.dechadilok_deen_h_array(np.minimum(lam, 1.0))
             w = ck.dechadilok_deen_w_array(np.minimum(lam, 1.0))
             perm = gamma * h * d0p / thick
+            sinusoid = np.asarray(network.seg_wall) == WallType.SINUSOID
+            perm = np.where(sinusoid, np.minimum(perm, sinusoid_bound_m_per_s), perm)
             sigma = 1.0 - w
             jv = np.zeros(network.n_segments) if jv_m_per_s is None else np.asarray(jv_m_per_s, float)
             open_ = perm > 0
             pe = np.zeros(network.n_segments)
-            pe[open_] = jv[open_] * (1.0 - sigma[open_]) / perm[open_]
+            pe[open_] = share[open_] * jv[open_] * (1.0 - sigma[open_]) / perm[open_]
             hd = flow.seg_haematocrit if flow is not None else np.zeros(network.n_segments)
             sv_plasma = 2.0 / (network.seg_radius_m * (1.0 - hd))
             sc.seg_lambda, sc.seg_permeability_m_per_s, sc.seg_sigma, sc.seg_peclet = lam, perm, sigma, pe
+            sc.seg_filtration_share = share
             sc.seg_out_rate_per_s = np.where(open_, sv_plasma * perm * bernoulli(-pe), 0.0)
             sc.seg_back_coefficient_m_per_s = np.where(open_, perm * bernoulli(pe), 0.0)
         out.append(sc)

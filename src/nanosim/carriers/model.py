@@ -174,7 +174,13 @@ class CarrierModel:
         self.network, self.flow = net, flow
         jv = D.segment_fluid_flux(vasculature, scenario, self.region_host)
         self.seg_jv_m_per_s = jv
-        self.classes = D.build_classes(carrier, scenario.extravasation, net, flow, jv)
+        self.sinusoid_bound_m_per_s, self.sinusoid_bound_info = math.inf, {}
+        if scenario.extravasation.sinusoid_bounded_by_clearance:
+            self.sinusoid_bound_m_per_s, self.sinusoid_bound_info = D.sinusoid_permeability_bound(
+                net, self.region_host, grid.voxel_size_m**3, self.systemic, self.body)
+        self.classes = D.build_classes(carrier, scenario.extravasation, net, flow, jv,
+                                       D.segment_protein_reflection(vasculature, scenario, self.region_host),
+                                       self.sinusoid_bound_m_per_s)
         self.graph = vascular.build_graph(net, flow)
         self.rates = D.region_rates(carrier)
         # tumour sample volume and the scale to the whole tumour

@@ -284,10 +284,17 @@ class WallPores(_Model):
     wall_thickness_m: PositiveLength = Field(description="L: pore length (wall thickness) in m.")
     pore_radius_m: Optional[PositiveLength] = Field(
         None, description="Pore radius in m; default: the network's per-segment pore radius.")
+    filtration_share: Optional[Fraction] = Field(
+        None, description="Share of the wall's fluid filtration J_v that passes through these pores (two-pore "
+        "wall; it carries the carriers by convection); default 1 − σ_T of the tissue region, the filtrate "
+        "not reflected for plasma proteins (an upper bound: pores wide enough for carriers pass albumin "
+        "freely, so the pores that reflect it carry at least σ_T of J_v). 1 puts all filtration through them.")
 
     def describe(self) -> str:
         r = "network" if self.pore_radius_m is None else format_quantity(self.pore_radius_m, "length")
-        return f"γ {self.pore_area_fraction:.3g}, L {format_quantity(self.wall_thickness_m, 'length')}, r_p {r}"
+        share = "1 − σ_T" if self.filtration_share is None else f"{self.filtration_share:.3g}"
+        return (f"γ {self.pore_area_fraction:.3g}, L {format_quantity(self.wall_thickness_m, 'length')}, r_p {r}, "
+                f"share of J_v {share}")
 
 
 def _tumour_pores() -> WallPores:
@@ -311,6 +318,10 @@ class Extravasation(_Model):
     sinusoid: WallPores = Field(default_factory=_sinusoid_pores,
                                 description="Fenestrated liver sinusoids (Braet & Wisse 2002; unconfirmed).")
     capillary: Optional[WallPores] = Field(None, description="Continuous capillaries (default: no pores).")
+    sinusoid_bounded_by_clearance: bool = Field(
+        True, description="Cap the sinusoids' permeability to carriers so that the box's liver, taken as a "
+        "sample of the body's, clears them from the plasma no faster than the liver's share of the carrier's "
+        "blood clearance (nanosim.carriers.design.sinusoid_permeability_bound); false: the pore model alone.")
     temperature_k: PositiveTemperature = Field(310.15, description="Temperature in K (37 °C).")
     plasma_viscosity_pa_s: quantity("viscosity", gt=0) = Field(  # type: ignore[valid-type]
         1.2e-3, description="Viscosity of plasma in the pores, Pa·s (unconfirmed).")

@@ -1,0 +1,69 @@
+"""Two-pore filtration share and the sinusoids' clearance bound (nanosim.carriers.design)."""
+
+import math
+from types import SimpleNamespace as NS
+
+import numpy as np
+import pytest
+
+from nanosim.carriers import design as D
+from nanosim.carriers.systemic import SystemicPK, body_from
+from nanosim.kernels import carriers as ck
+from nanosim.scenario.carriers import Carrier, Extravasation
+from nanosim.scenario.loader import read_preset
+from nanosim.vasculature.network import WallType
+
+
+def _network(walls, radius=5e-6, length=100e-6):
+    m = len(walls)
+    return NS(n_segments=m, seg_wall=np.array(walls), seg_radius_m=np.full(m, radius),
+              seg_length_m=np.full(m, length), seg_pore_radius_m=np.full(m, 200e-9))
+
+
+def _carrier():
+    return Carrier.model_validate(read_preset("peg_liposome"))
+
+
+@pytest.mark.parametrize("share, expected_share", [(None, 1 - 0.82), (1.0, 1.0), (0.05, 0.05)])
+def test_peclet_uses_the_share_of_filtration_through_the_carriers_pores(share, expected_share):
+    """Pe = s J_v W / P with s = 1 − σ_T by default (two-pore wall) or as given."""
+    net = _network([WallType.TUMOUR] * 3)
+    tumour = {"pore_area_fraction": 1e-4, "wall_thickness_m": 1e-6}
+    if share is not None:
+        tumour["filtration_share"] = share
+    ex = Extravasation(tumour=tumour)
+    jv = np.array([1e-9, 3e-9, -2e-9])
+    sc = D.build_classes(_carrier(), ex, net, None, jv, protein_sigma=np.full(3, 0.82))[0]
+    lam = sc.radius_m / 200e-9
+    perm = 1e-4 * ck.dechadilok_deen_h.py(lam) * sc.d0_plasma_m2_per_s / 1e-6
+    pe = expected_share * jv * ck.dechadilok_deen_w.py(lam) / perm
+    np.testing.assert_allclose(sc.seg_peclet, pe, rtol=1e-12)
+    np.testing.assert_allclose(sc.seg_out_rate_per_s, 2.0 / 5e-6 * perm * D.bernoulli(-pe), rtol=1e-12)
+
+
+def test_sinusoid_bound_is_the_livers_share_of_the_clearance_per_wall_area():
+    """P_max = f_liver k10 V_1 / ((S/V) V_liver): with it, the box's sinusoids spread over the
+    whole liver clear exactly the liver's share of the carrier's clearance."""
+    net = _network([WallType.SINUSOID] * 4 + [WallType.TUMOUR] * 2, radius=4e-6, length=50e-6)
+    region = np.zeros((10, 10, 10), np.uint8)
+    region[:5] = 1  # half the box is tumour
+    vox = (20e-6) ** 3
+    pk = SystemicPK.one_compartment(24 * 3600.0, 1e-6, liver_uptake_fraction=0.8)
+    body = body_from("mouse")
+    bound, info = D.sinusoid_permeability_bound(net, region, vox, pk, body)
+    area = 4 * 2 * math.pi * 4e-6 * 50e-6
+    v_normal = 500 * vox
+    v_liver = body.liver_mass_kg / D.LIVER_DENSITY_KG_PER_M3
+    cl_liver = 0.8 * math.log(2) / (24 * 3600.0) * 1e-6
+    assert bound == pytest.approx(cl_liver / (area / v_normal * v_liver), rel=1e-12)
+    assert bound * info["sinusoid_surface_per_volume_per_m"] * v_liver == pytest.approx(cl_liver, rel=1e-12)
+    # applied to sinusoid walls only, and only where the pore model exceeds it
+    ex = Extravasation(sinusoid={"pore_area_fraction": 0.07, "wall_thickness_m": 0.1e-6, "pore_radius_m": 70e-9})
+    free = D.build_classes(_carrier(), ex, net, None, None)[0]
+    capped = D.build_classes(_carrier(), ex, net, None, None, sinusoid_bound_m_per_s=bound)[0]
+    sin = net.seg_wall == WallType.SINUSOID
+    assert np.all(free.seg_permeability_m_per_s[sin] > bound)
+    np.testing.assert_array_equal(capped.seg_permeability_m_per_s[sin], bound)
+    np.testing.assert_array_equal(capped.seg_permeability_m_per_s[~sin], free.seg_permeability_m_per_s[~sin])
+    # no sinusoids in the box: no bound
+    assert D.sinusoid_permeability_bound(_network([WallType.TUMOUR]), region, vox, pk, body)[0] == math.inf
