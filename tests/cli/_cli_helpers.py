@@ -2,6 +2,7 @@
 
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -112,11 +113,18 @@ class LineReader:
         return self.lines
 
 
+def _terminal_sigint():
+    # A command started in a terminal gets Ctrl-C's default disposition; a background job of a
+    # shell without job control inherits SIGINT ignored (and nanosim respects that), so the
+    # child is given the terminal's disposition explicitly.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_paced(seconds_per_step, *run_args):
-    """Start ``nanosim run RUN_ARGS`` slowed down in a child (see _paced_run.py)."""
+    """Start ``nanosim run RUN_ARGS`` slowed down in a child (see _paced_run.py), Ctrl-C-able."""
     proc = subprocess.Popen([sys.executable, str(HERE / "_paced_run.py"), str(seconds_per_step),
                              *map(str, run_args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=child_env())
+                            env=child_env(), preexec_fn=_terminal_sigint)
     return proc, LineReader(proc)
 
 

@@ -132,6 +132,17 @@ def test_callbacks_run_in_order_and_at_start_only_on_fresh_runs():
     assert "a: Always()" in repr(sim)
 
 
+@pytest.fixture
+def python_sigint():
+    """Python's own Ctrl-C handler, as in a terminal (a background job of a shell without job
+    control starts with SIGINT ignored, which the loop deliberately leaves alone)."""
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("python_sigint")
 def test_ctrl_c_is_deferred_to_the_end_of_the_step():
     def interrupt_at_step_3(model):
         if model.step_index == 3:
@@ -150,6 +161,7 @@ def test_ctrl_c_is_deferred_to_the_end_of_the_step():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+@pytest.mark.usefixtures("python_sigint")
 def test_second_ctrl_c_stops_at_once_and_marks_the_state_inconsistent():
     def interrupt_twice(model):
         if model.step_index == 2:
