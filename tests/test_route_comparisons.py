@@ -86,7 +86,10 @@ def hai_and_iv(tmp_path_factory):
     out = {}
     for kind in ("hepatic_arterial", "intravenous"):
         sc = nanosim.load_scenario(HAI, overrides=[f"route.kind={kind}", "time.stop_s=6 h", "output.every_s=1 h"])
-        out[kind] = nanosim.run(sc, tmp / f"{kind}.vtkhdf", backend="numba").metrics
+        metrics = dict(nanosim.run(sc, tmp / f"{kind}.vtkhdf", backend="numba").metrics)
+        # the weight of one tissue particle, for the counting error of the tumour's carriers
+        metrics["tissue_particle_weight"] = float(build(sc, get_backend("numba"), np.float64).carriers.tissue_weight[0])
+        out[kind] = metrics
     return out
 
 
@@ -99,18 +102,30 @@ def test_hepatic_arterial_infusion_gives_the_tumour_more_than_intravenous_inject
 
     The model's systemic carrier pool is the same for both routes (the whole infused dose also
     reaches the body's blood: no first-pass liver extraction is subtracted), so the gain is the
-    first pass alone, and it is small once the circulating carriers dominate. Measured (rat,
-    3 mg/kg, seed 1, hourly to 6 h): carriers entering the box +2.8 %, tumour %ID +11 % at 1 h
-    falling to +1.8–3 % at 4–6 h (1.33 vs 1.30 % ID at 24 h in the full scenario), tumour unbound
-    AUC +26 % at 1 h, +5 % at 6 h; seeds 2 and 3: tumour %ID +2.7–12 %, AUC +4.7–24 %. No
-    published number for this comparison is in PHYSICS.md: only the direction is tested."""
+    first pass alone, and it is small once the circulating carriers dominate. The tumour's
+    carriers are counted by particles (≈ 1 000 in the tumour at 1 h: 4.6 % counting error on the
+    difference, 2.3 % at 6 h), which does not resolve a gain of a few per cent, so the tumour's
+    gain is tested against the gain in carriers entering the box (exact) within 3 SD of counting
+    error. Measured (rat, 3 mg/kg, seed 1, hourly to 6 h, two-pore tumour walls): tumour %ID
+    +3.0 % at 1 h, −0.4 to +2.3 % at 2–6 h. (With the whole filtration
+    through the carriers' pores, before the two-pore wall: carriers entering the box +2.8 %, tumour
+    %ID +11 % at 1 h falling to +1.8–3 % at 4–6 h, tumour unbound AUC +26 % at 1 h, +5 % at 6 h.)
+    No published number for this comparison is in PHYSICS.md: only the direction is tested."""
     ha, iv = hai_and_iv["hepatic_arterial"], hai_and_iv["intravenous"]
     np.testing.assert_array_equal(ha["time_s"], iv["time_s"])
     np.testing.assert_allclose(ha["carrier_blood_pct_id"], iv["carrier_blood_pct_id"], rtol=1e-12)
     later = np.asarray(ha["time_s"]) > 0
     assert np.all(np.asarray(ha["carrier_box_entered"])[later] > np.asarray(iv["carrier_box_entered"])[later])
     tumour_ha, tumour_iv = np.asarray(ha["carrier_tumour_pct_id"]), np.asarray(iv["carrier_tumour_pct_id"])
-    assert np.all(tumour_ha[later] > tumour_iv[later]), (tumour_ha, tumour_iv)
+    # each run's tumour amount is a count of N tissue particles: relative counting error 1/√N
+    def count(m):
+        box = sum(np.asarray(m[f"carrier_box_tumour_{k}"]) for k in ("tissue", "bound", "internalised"))
+        return box[later] / m["tissue_particle_weight"]
+    sigma = np.sqrt(1.0 / count(ha) + 1.0 / count(iv))  # relative SD of the difference
+    gain = tumour_ha[later] / tumour_iv[later] - 1.0
+    # the first pass adds carriers entering the box (deterministic); the tumour takes its share
+    entering_gain = np.asarray(ha["carrier_box_entered"])[later] / np.asarray(iv["carrier_box_entered"])[later] - 1.0
+    assert np.all(np.abs(gain - entering_gain) < 3.0 * sigma), (gain, entering_gain, sigma)
     auc_ha = np.asarray(ha["exposure_tumour_all_auc_mean_mol_s_per_m3"])
     auc_iv = np.asarray(iv["exposure_tumour_all_auc_mean_mol_s_per_m3"])
     assert np.all(auc_ha[later] > auc_iv[later]), (auc_ha, auc_iv)
