@@ -225,53 +225,6 @@ def _x_ghost_hi(row, x, nx, kind, v, two):
     return row[x]
 
 
-@numba.njit(inline="always", **NJIT_OPTIONS)
-def _uniform_row(row, rym, ryp, rzm, rzp, out, y, z, ny, nz, yco, zco, alpha, beta, bc_kind, bc_value, two):
-    """New values of one x-row from the row itself and its four y/z neighbour rows (wall ghosts
-    by the ``yco``/``zco`` coefficients); the interior loop is branch-free (SIMD)."""
-    nx = row.shape[0]
-    a1 = yco[y, 0]
-    b1 = yco[y, 1]
-    g1 = yco[y, 2]
-    a2 = yco[y, 3]
-    b2 = yco[y, 4]
-    g2 = yco[y, 5]
-    a3 = zco[z, 0]
-    b3 = zco[z, 1]
-    g3 = zco[z, 2]
-    a4 = zco[z, 3]
-    b4 = zco[z, 4]
-    g4 = zco[z, 5]
-    if nx == 1:
-        xm0 = _x_ghost_lo(row, 0, nx, bc_kind[0], bc_value[0], two)
-        xp0 = _x_ghost_hi(row, 0, nx, bc_kind[0], bc_value[0], two)
-        cc = row[0]
-        s6 = (xm0 + xp0 + (a1 * rym[0] + b1 * cc + g1) + (a2 * ryp[0] + b2 * cc + g2)
-              + (a3 * rzm[0] + b3 * cc + g3) + (a4 * rzp[0] + b4 * cc + g4))
-        out[0] = _uniform_update(cc, s6, alpha, beta)
-        return
-    # x = 0 and x = nx-1 with the wall rule
-    for x in (0, nx - 1):
-        cc = row[x]
-        xm = _x_ghost_lo(row, x, nx, bc_kind[0], bc_value[0], two)
-        xp = _x_ghost_hi(row, x, nx, bc_kind[0], bc_value[0], two)
-        s6 = (xm + xp + (a1 * rym[x] + b1 * cc + g1) + (a2 * ryp[x] + b2 * cc + g2)
-              + (a3 * rzm[x] + b3 * cc + g3) + (a4 * rzp[x] + b4 * cc + g4))
-        out[x] = _uniform_update(cc, s6, alpha, beta)
-    if 0 < z < nz - 1 and 0 < y < ny - 1:
-        # plain 7-point stencil: the bulk of the grid
-        for x in range(1, nx - 1):
-            s6 = row[x - 1] + row[x + 1] + rym[x] + ryp[x] + rzm[x] + rzp[x]
-            out[x] = _uniform_update(row[x], s6, alpha, beta)
-    else:
-        for x in range(1, nx - 1):
-            cc = row[x]
-            s6 = (row[x - 1] + row[x + 1] + (a1 * rym[x] + b1 * cc + g1)
-                  + (a2 * ryp[x] + b2 * cc + g2) + (a3 * rzm[x] + b3 * cc + g3)
-                  + (a4 * rzp[x] + b4 * cc + g4))
-            out[x] = _uniform_update(cc, s6, alpha, beta)
-
-
 @numba.njit(parallel=True, **NJIT_OPTIONS)
 def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial):
     # coef = [α = D dt/h², k dt, β = 1 − 6α − k dt] in the field dtype (float32 stays float32)
@@ -285,70 +238,62 @@ def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, 
         zh = zhi[z]
         l_loss = 0.0
         l_tot = 0.0
+        interior_z = 0 < z < nz - 1
         for y in range(ny):
+            yl = ylo[y]
+            yh = yhi[y]
+            a1 = yco[y, 0]
+            b1 = yco[y, 1]
+            g1 = yco[y, 2]
+            a2 = yco[y, 3]
+            b2 = yco[y, 4]
+            g2 = yco[y, 5]
+            a3 = zco[z, 0]
+            b3 = zco[z, 1]
+            g3 = zco[z, 2]
+            a4 = zco[z, 3]
+            b4 = zco[z, 4]
+            g4 = zco[z, 5]
             row = c[z, y]
+            rym = c[z, yl]
+            ryp = c[z, yh]
+            rzm = c[zl, y]
+            rzp = c[zh, y]
             out = c_out[z, y]
-            _uniform_row(row, c[z, ylo[y]], c[z, yhi[y]], c[zl, y], c[zh, y], out, y, z, ny, nz, yco, zco,
-                         alpha, beta, bc_kind, bc_value, two)
+            if nx == 1:
+                xm0 = _x_ghost_lo(row, 0, nx, bc_kind[0], bc_value[0], two)
+                xp0 = _x_ghost_hi(row, 0, nx, bc_kind[0], bc_value[0], two)
+                cc = row[0]
+                s6 = (xm0 + xp0 + (a1 * rym[0] + b1 * cc + g1) + (a2 * ryp[0] + b2 * cc + g2)
+                      + (a3 * rzm[0] + b3 * cc + g3) + (a4 * rzp[0] + b4 * cc + g4))
+                out[0] = _uniform_update(cc, s6, alpha, beta)
+            else:
+                # x = 0 and x = nx-1 with the wall rule; the interior loop is branch-free (SIMD)
+                for x in (0, nx - 1):
+                    cc = row[x]
+                    xm = _x_ghost_lo(row, x, nx, bc_kind[0], bc_value[0], two)
+                    xp = _x_ghost_hi(row, x, nx, bc_kind[0], bc_value[0], two)
+                    s6 = (xm + xp + (a1 * rym[x] + b1 * cc + g1) + (a2 * ryp[x] + b2 * cc + g2)
+                          + (a3 * rzm[x] + b3 * cc + g3) + (a4 * rzp[x] + b4 * cc + g4))
+                    out[x] = _uniform_update(cc, s6, alpha, beta)
+                if interior_z and 0 < y < ny - 1:
+                    # plain 7-point stencil: the bulk of the grid
+                    for x in range(1, nx - 1):
+                        s6 = row[x - 1] + row[x + 1] + rym[x] + ryp[x] + rzm[x] + rzp[x]
+                        out[x] = _uniform_update(row[x], s6, alpha, beta)
+                else:
+                    for x in range(1, nx - 1):
+                        cc = row[x]
+                        s6 = (row[x - 1] + row[x + 1] + (a1 * rym[x] + b1 * cc + g1)
+                              + (a2 * ryp[x] + b2 * cc + g2) + (a3 * rzm[x] + b3 * cc + g3)
+                              + (a4 * rzp[x] + b4 * cc + g4))
+                        out[x] = _uniform_update(cc, s6, alpha, beta)
             # reductions in their own (vectorised) pass over rows that are still in cache
             s_out, s_row = _row_sums(out, row)
             l_tot += s_out
             l_loss += kdt * s_row
         partial[z, 2] = l_loss
         partial[z, 5] = l_tot
-
-
-@numba.njit(parallel=True, **NJIT_OPTIONS)
-def _uniform_kernel_inplace(c, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial, chunks,
-                            halo_lo, halo_hi, work):
-    """The same update written back into ``c``: each chunk of z-planes is swept in order, the new
-    plane built in a buffer and copied over the old one once the plane above no longer needs it
-    (the old plane below is kept in a second buffer). Memory sees each voxel read once and written
-    back once, with no write-allocate read of a separate output. The planes just outside a chunk
-    belong to its neighbours, which overwrite them: their old values are copied first
-    (``halo_lo``/``halo_hi``, one plane each per chunk)."""
-    nz, ny, nx = c.shape
-    alpha = coef[0]
-    kdt = coef[1]
-    beta = coef[2]
-    two = coef[0] * 0 + 2
-    nchunk = chunks.shape[0] - 1
-    for j in range(nchunk):
-        halo_lo[j] = c[zlo[chunks[j]]]
-        halo_hi[j] = c[zhi[chunks[j + 1] - 1]]
-    for j in prange(nchunk):
-        z0 = chunks[j]
-        z1 = chunks[j + 1]
-        below = work[j, 0]  # old plane z − 1
-        new = work[j, 1]  # new plane z
-        for z in range(z0, z1):
-            l_loss = 0.0
-            l_tot = 0.0
-            zl = zlo[z]
-            zh = zhi[z]
-            for y in range(ny):
-                row = c[z, y]
-                if z == z0:
-                    rzm = halo_lo[j, y]
-                elif zl == z - 1:
-                    rzm = below[y]
-                else:  # a wall: the ghost reuses the plane itself
-                    rzm = c[zl, y]
-                if z == z1 - 1:
-                    rzp = halo_hi[j, y]
-                else:
-                    rzp = c[zh, y]
-                out = new[y]
-                _uniform_row(row, c[z, ylo[y]], c[z, yhi[y]], rzm, rzp, out, y, z, ny, nz, yco, zco,
-                             alpha, beta, bc_kind, bc_value, two)
-                s_out, s_row = _row_sums(out, row)
-                l_tot += s_out
-                l_loss += kdt * s_row
-            partial[z, 2] = l_loss
-            partial[z, 5] = l_tot
-            for y in range(ny):  # keep the old plane for the next one, then write the new one
-                below[y] = c[z, y]
-                c[z, y] = new[y]
 
 
 @numba.njit(**NJIT_OPTIONS)
@@ -374,27 +319,11 @@ def _uniform_boundary_inflow(c, alpha, bc_kind, bc_value):
     return total
 
 
-_INPLACE_WORK = {}
-
-
-def _inplace_work(shape, dtype, nchunk):
-    """Plane buffers of the in-place kernel (kept between calls): halos and two planes per chunk."""
-    key = (tuple(shape), np.dtype(dtype).str, nchunk)
-    if key not in _INPLACE_WORK:
-        _INPLACE_WORK.clear()  # one grid at a time
-        _, ny, nx = shape
-        _INPLACE_WORK[key] = (np.empty((nchunk, ny, nx), dtype), np.empty((nchunk, ny, nx), dtype),
-                              np.empty((nchunk, 2, ny, nx), dtype))
-    return _INPLACE_WORK[key]
-
-
 def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger, partial=None):
     """Explicit step for uniform diffusivity and loss (the bandwidth-bound fast path).
 
     Moves the minimum data: reads ``c`` once, writes ``c_out`` once (2 × itemsize bytes per
-    voxel-update, neighbours reused from cache). With ``c_out is c`` the step is done in place
-    (same values, bit for bit): a CPU then moves just those bytes, where a separate output costs
-    an extra read of each of its cache lines before the write (write-allocate).
+    voxel-update, neighbours reused from cache).
     """
     if partial is None or partial.shape[0] != c.shape[0]:
         partial = np.zeros((c.shape[0], LEDGER_SIZE))
@@ -405,14 +334,7 @@ def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, 
     nz, ny, _ = c.shape
     ylo, yhi, yco = _row_neighbours(ny, int(bc_kind[1]), float(bc_value[1]), c.dtype)
     zlo, zhi, zco = _row_neighbours(nz, int(bc_kind[2]), float(bc_value[2]), c.dtype)
-    if c_out is c:  # in place: no separate output to allocate on write
-        nchunk = max(1, min(numba.get_num_threads(), nz))
-        chunks = np.linspace(0, nz, nchunk + 1).astype(np.int64)
-        work = _inplace_work(c.shape, c.dtype, nchunk)
-        _uniform_kernel_inplace(c, coef, bc_kind, bc_value.astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco, partial,
-                                chunks, work[0], work[1], work[2])
-    else:
-        _uniform_kernel(c, c_out, coef, bc_kind, bc_value.astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco, partial)
+    _uniform_kernel(c, c_out, coef, bc_kind, bc_value.astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco, partial)
     ledger[transport.LEDGER_LOSS] += partial[:, 2].sum()
     ledger[transport.LEDGER_TOTAL] += partial[:, 5].sum()
 
@@ -514,9 +436,7 @@ def numpy_explicit_step(c, cb, c_out, cb_out, region, d_table, k_table, kon_tabl
 
 
 def numpy_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger, partial=None):
-    """NumPy-slicing version of :func:`numba_uniform_step` (the speed baseline; not in place)."""
-    if c_out is c:
-        raise ValueError("numpy_uniform_step writes a separate output: c_out must not be c (in place is numba's)")
+    """NumPy-slicing version of :func:`numba_uniform_step` (the speed baseline)."""
     alpha = c.dtype.type(d_m2_per_s * dt / h**2)
     kdt = c.dtype.type(k_per_s * dt)
     p = c

@@ -73,20 +73,14 @@ def test_bytes_per_update_follow_the_stated_model(quick_records):
             assert rec["bytes_per_update"] == (f32 if rec["dtype"] == "float32" else f64)
             assert rec["bytes_model"]
     # outputs written without being read first cost a write-allocate read each on a CPU
-    # (the numba uniform step runs in place, as the operator steps it: no fresh output)
     outputs = {"explicit_uniform": 1, "explicit_general": 2}
     for rec in quick_records:
         if rec["name"] in outputs:
-            fresh = 0 if (rec["name"], rec["backend"]) == ("explicit_uniform", "numba") else outputs[rec["name"]]
-            wa = fresh * (4 if rec["dtype"] == "float32" else 8)
-            assert rec.get("write_allocate_bytes_per_update", 0) == wa
-            assert ("in place" in rec["bytes_model"]) == (fresh == 0 and rec["name"] == "explicit_uniform")
-            if wa:
-                ratio = (rec["bytes_per_update"] + wa) / rec["bytes_per_update"]
-                assert rec["roof_fraction_with_write_allocate"] == pytest.approx(
-                    rec["roof_fraction"] * ratio)
-            else:
-                assert "roof_fraction_with_write_allocate" not in rec
+            wa = outputs[rec["name"]] * (4 if rec["dtype"] == "float32" else 8)
+            assert rec["write_allocate_bytes_per_update"] == wa
+            ratio = (rec["bytes_per_update"] + wa) / rec["bytes_per_update"]
+            assert rec["roof_fraction_with_write_allocate"] == pytest.approx(
+                rec["roof_fraction"] * ratio)
         elif rec["name"] in expected:
             assert "write_allocate_bytes_per_update" not in rec
 

@@ -71,10 +71,8 @@ BYTES = {
 }
 
 
-def _kernel_record(ctx, name, be, dtype, shape, step, model=None, fresh=None, **extra) -> Record:
-    per, default_model, default_fresh = BYTES[name]
-    model = default_model if model is None else model
-    fresh = default_fresh if fresh is None else fresh
+def _kernel_record(ctx, name, be, dtype, shape, step, **extra) -> Record:
+    per, model, fresh = BYTES[name]
     s = np.dtype(dtype).itemsize
     timing = ctx.time(step, be)
     return ctx.throughput(name, be, dtype, shape, timing, items=int(np.prod(shape)),
@@ -149,14 +147,6 @@ def _explicit_uniform_case(ctx, be, dtype, shape):
     bc_value = np.zeros(3)  # host array: the drivers convert it to the field dtype themselves
     ledger = _ledger(be)
     extra = {"partial": np.zeros((shape[0], LEDGER_SIZE))} if be.name == "numba" else {}
-
-    if be.name == "numba":  # in place, as the operator steps it: no write-allocate read
-        def step():
-            uniform_step(bufs[0], bufs[0], D_M2_PER_S, K_PER_S, bc_kind, bc_value, H_M,
-                         DT_EXPLICIT_S, ledger, **extra)
-
-        return _kernel_record(ctx, "explicit_uniform", be, dtype, shape, step, model="read c, write c (in place)",
-                              fresh=0, path="uniform fast path, 7-point stencil, no-flux walls, in place")
 
     def step():
         uniform_step(bufs[0], bufs[1], D_M2_PER_S, K_PER_S, bc_kind, bc_value, H_M,

@@ -222,15 +222,9 @@ class TransportOperator:
             d, k = self._uniform_dk
             extra = {} if self.backend.name != "numba" else {"partial": self._partial_z}
             # the uniform step takes its wall codes and values on the host on every backend
-            if self.backend.name == "numba":  # in place: a CPU then moves only c's bytes (no write-allocate)
-                self._run_backend(lambda L: self._uniform_fn(self.c, self.c, d, k, self._bc_kind_host,
-                                                             self._bc_value_host, h, dt, L, **extra), led,
-                                  on_device=on_device)
-            else:
-                self._run_backend(lambda L: self._uniform_fn(self.c, self.c_out, d, k, self._bc_kind_host,
-                                                             self._bc_value_host, h, dt, L, **extra), led,
-                                  on_device=on_device)
-                self.c, self.c_out = self.c_out, self.c
+            self._run_backend(lambda L: self._uniform_fn(self.c, self.c_out, d, k, self._bc_kind_host,
+                                                         self._bc_value_host, h, dt, L, **extra), led, on_device=on_device)
+            self.c, self.c_out = self.c_out, self.c
             # no binding on this path: cb stays 0 and the kernel's total Σc is the whole amount
         else:
             extra = {} if self.backend.name != "numba" else {"partial": self._partial}
