@@ -117,3 +117,18 @@ def test_single_string_override_is_one_override(base):
 def test_source_of_the_wrong_type():
     with pytest.raises(TypeError, match="expects a file path or a mapping"):
         load_scenario(42)
+
+
+def test_override_of_one_field_of_a_defaulted_table_keeps_the_other_defaults():
+    """``[extravasation]`` is absent from the file: setting one field of its sinusoid pores starts
+    from the schema's default values, so the others need not be restated."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "hcc_liposome_iv_rim.toml"
+    default = load_scenario(path).extravasation
+    sc = load_scenario(path, ["extravasation.sinusoid.pore_area_fraction=0.01"])
+    assert sc.extravasation.sinusoid.pore_area_fraction == 0.01
+    assert sc.extravasation.sinusoid.wall_thickness_m == default.sinusoid.wall_thickness_m
+    assert sc.extravasation.tumour == default.tumour
+    with pytest.raises(ScenarioError, match="no_such_field"):
+        load_scenario(path, ["extravasation.sinusoid.no_such_field=1"])

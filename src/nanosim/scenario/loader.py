@@ -213,6 +213,31 @@ def _shorthand(value: str, next_part: str | int) -> Any:
     return {"kind": value}
 
 
+def _default_table(parts: list[str | int]) -> dict[str, Any]:
+    """The values of the table at ``parts`` when the schema fills it with a default model
+    (e.g. ``extravasation.sinusoid``); ``{}`` where there is none."""
+    from pydantic import BaseModel
+
+    from nanosim.scenario.schema import Scenario
+
+    model: Any = Scenario
+    value: Any = None
+    for part in parts:
+        if not (isinstance(part, str) and isinstance(model, type) and issubclass(model, BaseModel)):
+            return {}
+        field = model.model_fields.get(part)
+        if field is None:
+            return {}
+        if value is None:
+            value = field.get_default(call_default_factory=True)
+        else:
+            value = getattr(value, part, None)
+        if not isinstance(value, BaseModel):
+            return {}
+        model = type(value)
+    return value.model_dump(mode="json", exclude_none=True) if isinstance(value, BaseModel) else {}
+
+
 def _apply_override(data: dict[str, Any], text: str, parts: list[str | int], value: Any) -> None:
     label = f"--set {text}"
     node: Any = data
@@ -243,7 +268,9 @@ def _apply_override(data: dict[str, Any], text: str, parts: list[str | int], val
                 return
             child = node.get(part)
             if child is None:
-                child = [] if isinstance(parts[i + 1], int) else {}
+                # a table the file leaves to its default: start from the default's values, so that
+                # one field can be overridden without restating the others
+                child = [] if isinstance(parts[i + 1], int) else _default_table(parts[: i + 1])
                 node[part] = child
         if isinstance(child, str) and isinstance(parts[i + 1], str):
             child = _shorthand(child, parts[i + 1])
