@@ -121,24 +121,16 @@ def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, np.ndarr
     return gamma, thick, pore, share
 
 
-def segment_fluid_flux(vas, scenario, region) -> np.ndarray:
-    """Transmural fluid flux J_v per segment, m/s (Starling, at the segment midpoint's voxel).
+def segment_fluid(vas, scenario, region) -> tuple[np.ndarray, np.ndarray]:
+    """Transmural fluid flux J_v (m/s) and σ_T per segment (Starling, at the midpoint's voxel).
 
     ``J_v = L_p (p_v − p_i − σ_T (π_v − π_i))`` with the segment's blood pressure (mean of its
     nodes), the interstitial pressure of the voxel holding its midpoint and the fluid constants of
-    that voxel's region. Zero when the interstitial fluid is not solved.
+    that voxel's region; σ_T is that region's reflection coefficient for plasma proteins. Both
+    are zero when the interstitial fluid is not solved (no filtration: σ_T plays no part).
     """
-    return _segment_fluid(vas, scenario, region)[0]
-
-
-def segment_protein_reflection(vas, scenario, region) -> np.ndarray:
-    """σ_T (plasma proteins' osmotic reflection) per segment, of the region at its midpoint."""
-    return _segment_fluid(vas, scenario, region)[1]
-
-
-def _segment_fluid(vas, scenario, region) -> tuple[np.ndarray, np.ndarray]:
     net = vas.network
-    if vas.interstitial is None or vas.flow is None:  # no filtration: J_v = 0, σ_T plays no part
+    if vas.interstitial is None or vas.flow is None:
         return np.zeros(net.n_segments), np.zeros(net.n_segments)
     fl = scenario.interstitial
     regs = [fl.normal, fl.tumour, fl.necrotic or fl.tumour]

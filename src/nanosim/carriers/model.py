@@ -172,23 +172,21 @@ class CarrierModel:
         self.systemic = self._make_pk()
         net, flow = vasculature.network, vasculature.flow
         self.network, self.flow = net, flow
-        jv = D.segment_fluid_flux(vasculature, scenario, self.region_host)
+        jv, sigma_t = D.segment_fluid(vasculature, scenario, self.region_host)
         self.seg_jv_m_per_s = jv
         self.sinusoid_bound_m_per_s, self.sinusoid_bound_info = math.inf, {}
         if scenario.extravasation.sinusoid_bounded_by_clearance:
             self.sinusoid_bound_m_per_s, self.sinusoid_bound_info = D.sinusoid_permeability_bound(
                 net, self.region_host, grid.voxel_size_m**3, self.systemic, self.body)
         self.classes = D.build_classes(carrier, scenario.extravasation, net, flow, jv,
-                                       D.segment_protein_reflection(vasculature, scenario, self.region_host),
+                                       sigma_t,
                                        self.sinusoid_bound_m_per_s)
         self.graph = vascular.build_graph(net, flow)
         self.rates = D.region_rates(carrier)
-        # tumour sample volume and the scale to the whole tumour
-        vox = grid.voxel_size_m**3
+        # the box's tumour and what each of its voxels stands for in the whole tumour
         self.tumour_mask_host = self.region_host >= 1
-        self.v_tumour_box_m3 = float(self.tumour_mask_host.sum()) * vox
-        weights, self.tumour_sample = whole_tumour_weights(grid, scenario.tissue.tumour, body.tumour_volume_m3)
-        self.tumour_weight_host = weights
+        self.tumour_weight_host, self.tumour_sample = whole_tumour_weights(grid, scenario.tissue.tumour,
+                                                                           body.tumour_volume_m3)
         # per-voxel maps on the backend
         be = backend
         self.region = be.asarray(self.region_host)
