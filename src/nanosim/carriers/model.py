@@ -235,6 +235,14 @@ class CarrierModel:
         self.flow_solves = 0
         say(f"carriers: {self.dose_carriers:.4g} carriers in the dose; {len(self.inlet_seg)} inlets "
             f"({int(arterial.sum())} arterial); tissue particle = {self.tissue_weight[0]:.4g} carriers")
+        ts = self.tumour_sample
+        if ts["borrowed_m3"] > 0 or ts["unsampled_necrotic_m3"] > 0:
+            say(f"tumour % ID by depth: the box samples layers holding {ts['sampled_m3'] * 1e9:.4g} mm³ of the "
+                f"{body.tumour_volume_m3 * 1e9:.4g} mm³ tumour; {ts['borrowed_m3'] * 1e9:.4g} mm³ take the nearest "
+                f"sampled layer, {ts['unsampled_necrotic_m3'] * 1e9:.4g} mm³ of necrotic core hold none")
+        if math.isfinite(self.sinusoid_bound_m_per_s):
+            say(f"sinusoid walls: permeability to carriers at most {self.sinusoid_bound_m_per_s:.3g} m/s "
+                "(the liver's share of the carrier's blood clearance)")
 
     # -- set-up helpers ------------------------------------------------------------------------
     def _init_release(self) -> None:
