@@ -174,12 +174,11 @@ class CarrierModel:
         self.network, self.flow = net, flow
         jv, sigma_t = D.segment_fluid(vasculature, scenario, self.region_host)
         self.seg_jv_m_per_s = jv
-        self.sinusoid_bound_m_per_s, self.sinusoid_bound_info = math.inf, {}
+        self.sinusoid_bound_m_per_s = math.inf
         if scenario.extravasation.sinusoid_bounded_by_clearance:
-            self.sinusoid_bound_m_per_s, self.sinusoid_bound_info = D.sinusoid_permeability_bound(
+            self.sinusoid_bound_m_per_s, _ = D.sinusoid_permeability_bound(
                 net, self.region_host, grid.voxel_size_m**3, self.systemic, self.body)
-        self.classes = D.build_classes(carrier, scenario.extravasation, net, flow, jv,
-                                       sigma_t,
+        self.classes = D.build_classes(carrier, scenario.extravasation, net, flow, jv, sigma_t,
                                        self.sinusoid_bound_m_per_s)
         self.graph = vascular.build_graph(net, flow)
         self.rates = D.region_rates(carrier)
@@ -290,13 +289,7 @@ class CarrierModel:
         """Advance the body carriers' drug over [t0, t1] (as :meth:`_dose_into` gives the carriers);
         set the plasma pool's clock to the mean payload left; return the drug released (mol)."""
         pay, d_law = self.payload, self._law_drug_per_carrier()
-        if t0 == 0.0 and self.route.infusion_duration_s == 0.0:
-            pay.bolus(self.dose_carriers * d_law)
-        rate, covered = self._infusion_rate(t0, t1)
-        if 0.0 < covered < t1 - t0:
-            released = pay.step(covered, rate * d_law) + pay.step(t1 - t0 - covered, 0.0)
-        else:
-            released = pay.step(t1 - t0, rate * d_law if covered > 0.0 else 0.0)
+        released = self._dose_into(pay, t0, t1, d_law)
         n_c, k_law = self.systemic.central, self.release_params.p0
         if n_c > 0.0 and d_law > 0.0 and k_law > 0.0 and pay.central > 0.0:
             # the clock at which a first-order carrier holds the plasma's mean payload
@@ -398,13 +391,16 @@ class CarrierModel:
             out.append(sc.number_fraction * per_conc * (auc + ha * (1.0 if self.route.kind != "intravenous" else 0.0)))
         return np.asarray(out)
 
-    def _dose_into(self, pk, t0: float, t1: float) -> float:
-        """Give the dose (bolus at t = 0, or infusion) to ``pk`` over [t0, t1]; return ∫C_p dt."""
+    def _dose_into(self, pk, t0: float, t1: float, per_carrier: float = 1.0) -> float:
+        """Give the dose (bolus at t = 0, or infusion) to ``pk`` over [t0, t1], ``per_carrier``
+        units per carrier (1: carriers; drug per carrier for the body carriers' payload); return
+        what ``pk.step`` returns summed over the step (∫C_p dt for the carriers)."""
         if self.route.kind == "embolisation":
             return 0.0  # microspheres lodge in the liver on the first pass: nothing reaches the blood
         if t0 == 0.0 and self.route.infusion_duration_s == 0.0:
-            pk.bolus(self.dose_carriers)
+            pk.bolus(self.dose_carriers * per_carrier)
         rate, covered = self._infusion_rate(t0, t1)
+        rate *= per_carrier
         if 0.0 < covered < t1 - t0:  # the infusion ends inside the step: integrate both parts exactly
             return pk.step(covered, rate) + pk.step(t1 - t0 - covered, 0.0)
         return pk.step(t1 - t0, rate if covered > 0.0 else 0.0)
@@ -975,7 +971,7 @@ class CarrierModel:
         self.pool_tau = float(attrs["carrier_pool_tau"])
         self.liver_spheres = float(attrs["carrier_liver_spheres"])
         self.liver_tau = float(attrs["carrier_liver_tau"])
-        self.liver_law_mol = float(attrs.get("carrier_liver_law_mol", 0.0))
+        self.liver_law_mol = float(attrs["carrier_liver_law_mol"])
         if self.payload is not None:
             self.payload.load_state(attrs["carrier_payload"])
         self.wall_drug = [float(v) for v in attrs["carrier_wall_drug"]]
