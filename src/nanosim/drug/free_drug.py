@@ -3,11 +3,23 @@ r"""Free drug (sorafenib) in tissue: transport, uptake, binding, exchange with p
 .. math::
 
     \partial_t C = \nabla\cdot(D_{eff}\nabla C) - \nabla\cdot(u C) - (k_{uptake} + k_{decay}) C
-                   - k_{on} C + k_{off} C_b + \tfrac{PS}{V}(C_p - C) + \text{release}
+                   + k_{efflux} C_i - k_{on} C + k_{off} C_b + \tfrac{PS}{V}(C_p - C) + \text{release},
 
-(PHYSICS.md §8), with ``C_b`` the bound pool and ``C_p(t)`` the plasma concentration held in
+    \partial_t C_i = k_{uptake} C - (k_{efflux} + k_{met}) C_i
+
+(PHYSICS.md §8), with ``C_b`` the bound pool, ``C_i`` the drug inside the cells (mol per m³ of
+tissue; the intracellular pool) and ``C_p(t)`` the plasma concentration held in
 fixed-concentration vessel voxels or exchanged through the wall of exchange vessels. The model
 keeps a float64 ledger of every amount that enters or leaves, closed on every step.
+
+Intracellular pool
+------------------
+Uptake is part of the operator's first-order loss (so the steady K₀ profile around a vessel stays
+exact in the implicit scheme); each operator (sub-)step's loss is known voxel by voxel —
+``Δt k c^n`` for the explicit scheme, ``Δt k c^{n+1}`` for the implicit one, as the operator
+books it — and its uptake share ``k_uptake/(k_uptake + k_decay)`` enters ``C_i``. Efflux back to
+the free drug and elimination inside the cells act on ``C_i`` exactly over each outer step after
+the operator (Lie splitting: first order in the step; exact when both rates are 0, the defaults).
 """
 
 from __future__ import annotations
@@ -20,7 +32,10 @@ from ..transport import BC_CODES, TransportOperator
 from .plasma import PlasmaCurve
 
 LEDGER_NAMES = ("boundary_in_mol", "vessel_supply_mol", "loss_mol", "exchange_in_mol", "source_mol",
-                "released_in_mol")
+                "released_in_mol", "uptake_mol", "efflux_mol", "intracellular_eliminated_mol")
+"""Float64 ledger of the free drug (mol): inflows, the operator's first-order loss (uptake + decay), the
+share of it taken up into the cells, efflux back out of them and elimination inside them."""
+_UPTAKE, _EFFLUX, _IC_ELIM = 6, 7, 8
 
 
 def region_tables(drug):
@@ -34,10 +49,17 @@ def region_tables(drug):
     return d, k, kon, koff
 
 
+def cell_tables(drug):
+    """Per-region float64 tables (normal, tumour, necrotic) of uptake, efflux and intracellular
+    elimination rates (1/s)."""
+    regs = [drug.normal, drug.tumour or drug.normal, None]
+    regs[2] = drug.necrotic or regs[1]
+    return ([r.uptake_rate_per_s for r in regs], [r.efflux_rate_per_s for r in regs],
+            [r.intracellular_elimination_rate_per_s for r in regs])
+
+
 class FreeDrugModel:
     """State and physics of the free-drug field on one backend (built by :func:`build_model`)."""
-
-    field_names = ("free_drug", "bound_drug")
 
     def __init__(self, backend: Backend, grid: Grid, operator: TransportOperator, plasma: PlasmaCurve,
                  region: np.ndarray, vessel: np.ndarray):
@@ -56,11 +78,37 @@ class FreeDrugModel:
         self._counts = {name: int((region == code).sum()) for code, name in enumerate(REGION_NAMES)}
         self.vasculature = None  # set by build_model when the scenario has a [network]
         self.systemic = None  # SystemicDrugPK when the plasma is computed (drug.plasma.kind = "systemic")
+        self.ci = None  # drug inside the cells (mol/m³ of tissue), when cells take it up (set_cells)
+        self.field_names = ("free_drug", "bound_drug")
+
+    def set_cells(self, uptake_per_s, efflux_per_s=(0.0, 0.0, 0.0), elimination_per_s=(0.0, 0.0, 0.0)) -> None:
+        """Give the cells an intracellular pool: per-region rates (1/s) of uptake (which must be part of
+        the operator's loss table), efflux back to the free drug and elimination inside the cells.
+        Nothing happens in vessel-lumen (fixed) voxels, where the operator has no reactions."""
+        region = self.region_host
+        tissue = np.ones(region.shape) if not self.op.has_fixed else \
+            (self.backend.to_host(self.op.fixed) == 0).astype(float)
+        up, eff, met = (np.asarray(v, np.float64)[region] * tissue for v in (uptake_per_s, efflux_per_s, elimination_per_s))
+        if not np.any(up > 0):
+            return
+        dev = self.backend.asarray
+        self._k_up = dev(up, np.float64)
+        out = eff + met
+        self._k_out = dev(out, np.float64) if np.any(out > 0) else None
+        self._efflux_share = dev(np.divide(eff, out, out=np.zeros_like(out), where=out > 0), np.float64)
+        self._out_cache = (None, None)
+        self.ci = self.backend.zeros(self.grid.shape_zyx, self.op.dtype)
+        self.field_names = ("free_drug", "bound_drug", "intracellular_drug")
+
+    def _sum(self, a) -> float:
+        return float(self.backend.xp.sum(a, dtype=self.backend.xp.float64))
 
     # -- state --------------------------------------------------------------------------------
     def set_initial(self, c0: np.ndarray) -> None:
         self.op.c[...] = self.backend.asarray(c0, self.op.dtype)
         self.op.cb[...] = 0
+        if self.ci is not None:
+            self.ci[...] = 0
         if self.op.has_fixed:
             fx = self.op.fixed.astype(bool)
             self.op.c[fx] = self.plasma(0.0)
@@ -70,11 +118,46 @@ class FreeDrugModel:
     def step(self, dt: float) -> None:
         """Advance by ``dt`` (s); the plasma value is taken at the end of the step."""
         t_new = self.time_s + dt
-        led = self.op.step(dt, self.plasma(t_new))
-        self.ledger_mol[:5] += led[:5]
-        self.total_mol = float(led[5])
+        cp = self.plasma(t_new)
+        if self.ci is None:
+            led = self.op.step(dt, cp)
+            self.ledger_mol[:5] += led[:5]
+            self.total_mol = float(led[5])
+        else:
+            self._step_with_cells(dt, cp)
         self.time_s = t_new
         self.step_index += 1
+
+    def _step_with_cells(self, dt: float, cp: float) -> None:
+        """The operator one (sub-)step at a time, booking each one's uptake into the cells, then
+        efflux and elimination inside the cells exactly over ``dt`` (module docstring)."""
+        op, vol = self.op, self.grid.voxel_volume_m3
+        n = op.substeps(dt)
+        while op.substeps(dt / n) > 1:
+            n += 1
+        sub = dt / n
+        explicit = op.scheme == "explicit"
+        for _ in range(n):
+            if explicit:
+                gain = (sub * self._k_up * op.c).astype(op.dtype, copy=False)
+            led = op.step(sub, cp)
+            if not explicit:
+                gain = (sub * self._k_up * op.c).astype(op.dtype, copy=False)
+            self.ci += gain
+            self.ledger_mol[:5] += led[:5]
+            self.ledger_mol[_UPTAKE] += self._sum(gain) * vol
+        if self._k_out is not None:
+            if self._out_cache[0] != dt:
+                self._out_cache = (dt, -self.backend.xp.expm1(-self._k_out * dt))
+            out = self.ci * self._out_cache[1]
+            back = (out * self._efflux_share).astype(op.dtype, copy=False)
+            out = out.astype(op.dtype, copy=False)
+            self.ci -= out
+            op.c += back
+            moved, returned = self._sum(out) * vol, self._sum(back) * vol
+            self.ledger_mol[_EFFLUX] += returned
+            self.ledger_mol[_IC_ELIM] += moved - returned
+        self.total_mol = op.total_mol() + self._sum(self.ci) * vol
 
     def deposit(self, amount_mol) -> None:
         """Add drug released by carriers: ``amount_mol`` per voxel (flat, nz·ny·nx), into the free pool."""
@@ -86,12 +169,16 @@ class FreeDrugModel:
     def mass_balance_error(self) -> float:
         """(current total − initial − net inflow) / max(|initial|, |inflows|, |total|): round-off."""
         led = self.ledger_mol
-        inflow = led[0] + led[1] - led[2] + led[3] + led[4] + led[5]
+        # the operator's loss includes the uptake, which stays in the cells' pool (part of the total)
+        inflow = led[0] + led[1] - led[2] + led[3] + led[4] + led[5] + led[_UPTAKE] - led[_IC_ELIM]
         scale = max(abs(self.initial_total_mol), abs(self.total_mol), float(np.abs(self.ledger_mol).max()), 1e-300)
         return (self.total_mol - self.initial_total_mol - inflow) / scale
 
     def state_arrays(self) -> dict:
-        return {"free_drug": self.backend.to_host(self.op.c), "bound_drug": self.backend.to_host(self.op.cb)}
+        out = {"free_drug": self.backend.to_host(self.op.c), "bound_drug": self.backend.to_host(self.op.cb)}
+        if self.ci is not None:
+            out["intracellular_drug"] = self.backend.to_host(self.ci)
+        return out
 
     def state_attrs(self) -> dict:
         extra = {"systemic_drug": self.systemic.state()} if self.systemic is not None else {}
@@ -101,11 +188,15 @@ class FreeDrugModel:
     def load_state(self, arrays: dict, attrs: dict) -> None:
         self.op.c[...] = self.backend.asarray(arrays["free_drug"], self.op.dtype)
         self.op.cb[...] = self.backend.asarray(arrays["bound_drug"], self.op.dtype)
+        if self.ci is not None:
+            self.ci[...] = self.backend.asarray(arrays["intracellular_drug"], self.op.dtype)
         self.time_s = float(attrs["time_s"])
         self.step_index = int(attrs["step_index"])
         self.initial_total_mol = float(attrs["initial_total_mol"])
         self.total_mol = float(attrs["total_mol"])
-        self.ledger_mol = np.asarray(attrs["ledger_mol"], float)
+        self.ledger_mol = np.zeros(len(LEDGER_NAMES))
+        saved = np.asarray(attrs["ledger_mol"], float)
+        self.ledger_mol[:len(saved)] = saved  # a checkpoint written before the cells' entries has none of them
         if self.systemic is not None:
             self.systemic.load_state(attrs["systemic_drug"])
 
@@ -122,11 +213,14 @@ class FreeDrugModel:
             "plasma_mol_per_m3": self.plasma(self.time_s),
             "free_drug_mol": float(xp.sum(c, dtype=xp.float64)) * vol,
             "bound_drug_mol": float(xp.sum(cb, dtype=xp.float64)) * vol,
+            "intracellular_drug_mol": 0.0 if self.ci is None else self._sum(self.ci) * vol,
             "total_drug_mol": self.total_mol,
         }
         for name, mask in self._masks.items():
             if self._counts[name]:
                 out[f"{name}_mean_free_mol_per_m3"] = float(xp.sum(c * mask, dtype=xp.float64)) / self._counts[name]
+                if self.ci is not None:
+                    out[f"{name}_mean_intracellular_mol_per_m3"] = self._sum(self.ci * mask) / self._counts[name]
         for k, v in zip(LEDGER_NAMES, self.ledger_mol):
             out[k] = float(v)
         if self.systemic is not None:
@@ -208,6 +302,7 @@ def build_model(scenario, backend: Backend, dtype, log=None, vasculature="build"
     else:
         plasma = PlasmaCurve(drug.plasma)
     model = FreeDrugModel(backend, grid, op, plasma, region, vessel)
+    model.set_cells(*cell_tables(drug))
     model.systemic = systemic
     model.vasculature = vas
     model.set_initial(initial_field(grid, drug.initial))

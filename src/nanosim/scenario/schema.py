@@ -350,13 +350,21 @@ Vessel = Annotated[Union[CylinderVessel], Field(discriminator="kind")]
 class RegionDrug(_Model):
     """Transport and reaction constants of free drug in one tissue region (PHYSICS.md §8).
 
-    ∂C/∂t = ∇·(D ∇C) − k_uptake C − k_on C + k_off C_b, ∂C_b/∂t = k_on C − k_off C_b.
+    ∂C/∂t = ∇·(D ∇C) − k_uptake C + k_efflux C_i − k_on C + k_off C_b, ∂C_b/∂t = k_on C − k_off C_b,
+    ∂C_i/∂t = k_uptake C − (k_efflux + k_met) C_i (C_i: drug inside the cells, mol per m³ of tissue).
     """
 
     diffusivity_m2_per_s: NonNegativeDiffusivity = Field(
         description="Effective diffusivity D in m^2/s; sorafenib in tissue 1–3e-10 m^2/s (PHYSICS.md §8)."
     )
-    uptake_rate_per_s: NonNegativeRate = Field(0.0, description="First-order cellular uptake k_uptake in 1/s.")
+    uptake_rate_per_s: NonNegativeRate = Field(
+        0.0, description="First-order cellular uptake k_uptake in 1/s: free drug enters the cells' pool C_i.")
+    efflux_rate_per_s: NonNegativeRate = Field(
+        0.0, description="First-order efflux k_efflux from the cells back to the free drug in 1/s (no value in "
+        "PHYSICS.md: 0, unconfirmed, overridable).")
+    intracellular_elimination_rate_per_s: NonNegativeRate = Field(
+        0.0, description="First-order elimination k_met of the drug inside the cells (metabolism) in 1/s (no value "
+        "in PHYSICS.md: 0, unconfirmed, overridable).")
     binding_on_rate_per_s: NonNegativeRate = Field(0.0, description="Binding rate k_on (free → bound) in 1/s.")
     binding_off_rate_per_s: NonNegativeRate = Field(0.0, description="Unbinding rate k_off (bound → free) in 1/s.")
 
@@ -364,7 +372,10 @@ class RegionDrug(_Model):
         return (
             f"D {format_quantity(self.diffusivity_m2_per_s, 'diffusivity')}, "
             f"uptake {format_quantity(self.uptake_rate_per_s, 'rate')}, "
-            f"binding on {format_quantity(self.binding_on_rate_per_s, 'rate')}, "
+            + (f"efflux {format_quantity(self.efflux_rate_per_s, 'rate')}, " if self.efflux_rate_per_s else "")
+            + (f"intracellular elimination {format_quantity(self.intracellular_elimination_rate_per_s, 'rate')}, "
+               if self.intracellular_elimination_rate_per_s else "")
+            + f"binding on {format_quantity(self.binding_on_rate_per_s, 'rate')}, "
             f"off {format_quantity(self.binding_off_rate_per_s, 'rate')}"
         )
 
@@ -604,10 +615,11 @@ class OutputSettings(_Model):
     every_s: Optional[PositiveTime] = Field(
         None, description="Simulated time between field outputs in s; default: a tenth of time.stop_s."
     )
-    fields: Optional[list[Literal["free_drug", "bound_drug", "region", "vessel", "carrier_free", "carrier_bound",
+    fields: Optional[list[Literal["free_drug", "bound_drug", "intracellular_drug", "region", "vessel", "carrier_free", "carrier_bound",
                                   "carrier_internalised", "carrier_vessel", "carrier_lodged", "released_drug",
                                   "auc_unbound", "cmax_unbound", "time_above_threshold"]]] = Field(
-        None, description="Fields to write; default: every field of the model (free_drug, bound_drug with a [drug]; "
+        None, description="Fields to write; default: every field of the model (free_drug, bound_drug, and "
+        "intracellular_drug where cells take up drug, with a [drug]; "
         "the carrier_* concentrations, carriers per m³ of tissue, with a [carrier])."
     )
     checkpoint_every_wall_s: PositiveTime = Field(300.0, description="Wall-clock time between checkpoints in s.")

@@ -32,7 +32,7 @@ Vec3Length = tuple[Length, Length, Length]
 Vec3PositiveLength = tuple[PositiveLength, PositiveLength, PositiveLength]
 Vec3Velocity = tuple[Velocity, Velocity, Velocity]
 
-OUTPUT_FIELDS = ("free_drug", "bound_drug", "region", "vessel", "carrier_free", "carrier_bound",
+OUTPUT_FIELDS = ("free_drug", "bound_drug", "intracellular_drug", "region", "vessel", "carrier_free", "carrier_bound",
                  "carrier_internalised", "carrier_vessel", "carrier_lodged", "released_drug", "auc_unbound",
                  "cmax_unbound", "time_above_threshold")
 """Field names that ``output.fields`` may list."""
