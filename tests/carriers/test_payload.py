@@ -71,3 +71,67 @@ def test_bad_rates_are_refused():
         CirculatingPayload(0.0, 0.0, 0.0, -1.0)
     with pytest.raises(ValueError, match="k10_per_s"):
         CirculatingPayload(0.0, 0.0, float("nan"), 1.0)
+
+
+def test_liver_macrophages_hold_and_release_their_carriers_drug():
+    """One compartment, bolus D: L_c = D e^{−a t} (a = k10 + k); macrophages take the share f of
+    the eliminated carriers and release at k_m, so M = f k10 D (e^{−a t} − e^{−k_m t})/(k_m − a)
+    and R_m = (taken up) − M with taken up = f k10 D (1 − e^{−a t})/a; cleared otherwise is the
+    (1 − f) share. All exact: round-off tolerance."""
+    k10, k, km, f = math.log(2) / (10 * 3600.0), math.log(2) / (30 * 3600.0), math.log(2) / (3 * 3600.0), 0.8
+    pay = CirculatingPayload(0.0, 0.0, k10, k, liver_uptake_fraction=f, macrophage_release_rate_per_s=km)
+    dose = 2e-9
+    pay.bolus(dose)
+    a, t = k10 + k, 0.0
+    for dt in [300.0] * 50 + [3600.0] * 40:
+        pay.step(dt)
+        t += dt
+        m = f * k10 * dose * (math.exp(-a * t) - math.exp(-km * t)) / (km - a)
+        assert pay.macrophages == pytest.approx(m, rel=1e-11)
+        taken_up = f * k10 * dose * -math.expm1(-a * t) / a
+        assert pay.released_in_macrophages == pytest.approx(taken_up - m, rel=1e-11)
+        assert pay.cleared == pytest.approx((1 - f) / f * taken_up, rel=1e-11)
+        assert pay.ledger_error() < 1e-14
+
+
+def test_a_time_shaped_law_after_a_bolus_follows_the_shared_clock():
+    """After a bolus every circulating carrier has the same clock τ = t, so its drug is
+    d·N(t)·S(τ) for any law (here Weibull): the mean hazard held over each step,
+    −ln(S(τ₁)/S(τ₀))/Δt, reproduces it at every step end to round-off, on a two-compartment PK."""
+    from nanosim.carriers.payload import law_survival, mean_hazard
+    from nanosim.kernels import release as rk
+
+    pk = _pk()
+    par = pk.parameters()
+    law, p0, p1 = rk.LAW_WEIBULL, 5 * 3600.0, 0.7
+    pay = CirculatingPayload(par["k12_per_s"], par["k21_per_s"], par["k10_per_s"], 0.0)
+    dose, d = 1e13, 1.1e-20
+    pk.bolus(dose)
+    pay.bolus(dose * d)
+    t = 0.0
+    for dt in [60.0] * 60 + [1800.0] * 60:
+        pay.step(dt, release_rate_per_s=mean_hazard(law, p0, p1, t, dt, dt))
+        pk.step(dt)
+        t += dt
+        s = law_survival(law, p0, p1, t)
+        assert pay.central == pytest.approx(d * pk.central * s, rel=1e-11)
+        assert pay.peripheral == pytest.approx(d * pk.peripheral * s, rel=1e-11)
+        assert pay.ledger_error() < 1e-14
+
+
+@pytest.mark.parametrize("law, p0, p1", [(1, 1e-4, 0.0), (2, 3e-3, 0.0), (3, 2e-3, 0.6), (4, 3600.0, 0.8),
+                                         (5, 2e-5, 0.0)])
+def test_clock_at_survival_inverts_the_law(law, p0, p1):
+    from nanosim.carriers.payload import clock_at_survival, law_survival
+
+    for target in (0.99, 0.7, 0.41, 0.05):
+        tau = clock_at_survival(law, p0, p1, target)
+        assert law_survival(law, p0, p1, tau) == pytest.approx(target, abs=1e-12)
+    assert clock_at_survival(law, p0, p1, 1.0) == 0.0
+
+
+def test_bad_macrophage_parameters_are_refused():
+    with pytest.raises(ValueError, match="liver_uptake_fraction"):
+        CirculatingPayload(0.0, 0.0, 1e-5, 1e-5, liver_uptake_fraction=1.5)
+    with pytest.raises(ValueError, match="macrophage_release_rate_per_s"):
+        CirculatingPayload(0.0, 0.0, 1e-5, 1e-5, macrophage_release_rate_per_s=-1.0)

@@ -259,6 +259,7 @@ class CarrierModel:
         self.drug = {k: 0.0 for k in DRUG_LEDGER}
         self.drug["body_released_in_blood"] = 0.0  # body level, not part of the box's ledger
         self.drug["body_released_in_liver"] = 0.0  # embolised spheres in the whole liver (body level)
+        self.drug["body_released_in_liver_macrophages"] = 0.0  # carriers taken up by the liver's macrophages
         self.body_leak_mol = 0.0
         self.liver_spheres = 0.0  # embolic spheres lodged in the whole liver (body level)
         self.liver_tau = 0.0
@@ -269,32 +270,57 @@ class CarrierModel:
         else:
             self.pool_speed = 0.0
             self.burst_at_injection = False
-        # first-order release: the drug in the body's carriers is tracked conservatively and exactly
-        # (nanosim.carriers.payload); other laws use the amount-weighted release clocks
+        # the drug in the body's carriers is tracked conservatively (nanosim.carriers.payload): exactly
+        # for first-order release; other laws release at the mean hazard of the pool's clock
         self.first_order = self.release_params is not None and self.release_params.law == rk.LAW_FIRST_ORDER
         self.payload = None
         self.liver_law_mol = 0.0  # law-held drug in the spheres lodged in the whole liver (first order)
-        if self.first_order and self.route.kind != "embolisation":
+        if self.release_params is not None and self.route.kind != "embolisation":
             from .payload import CirculatingPayload
 
-            pk = self.systemic.parameters()
+            pk, p = self.systemic.parameters(), self.release_params
+            # carriers inside liver macrophages release as internalised carriers do (endosomal pH)
+            self.macrophage_speed = p.factor("internalised") * float(
+                rk.numpy_ph_factor(p.ph_endosome, p.pka, p.hill_n, p.h_min))
+            k, k_mac = (p.p0 * self.pool_speed, p.p0 * self.macrophage_speed) if self.first_order else (0.0, 0.0)
             self.payload = CirculatingPayload(pk["k12_per_s"], pk["k21_per_s"], pk["k10_per_s"],
-                                              self.release_params.p0 * self.pool_speed)
+                                              k, pk["liver_uptake_fraction"], k_mac)
 
     def _law_drug_per_carrier(self) -> float:
         """Drug per carrier that the release law acts on (the part not burst), mol."""
         return self.carrier.drug_per_carrier_mol * (1.0 - self.release_params.burst_fraction)
 
-    def _step_payload(self, t0: float, t1: float) -> float:
+    def _step_payload(self, t0: float, t1: float, carriers_in_macrophages: float) -> float:
         """Advance the body carriers' drug over [t0, t1] (as :meth:`_dose_into` gives the carriers);
-        set the plasma pool's clock to the mean payload left; return the drug released (mol)."""
-        pay, d_law = self.payload, self._law_drug_per_carrier()
-        released = self._dose_into(pay, t0, t1, d_law)
-        n_c, k_law = self.systemic.central, self.release_params.p0
-        if n_c > 0.0 and d_law > 0.0 and k_law > 0.0 and pay.central > 0.0:
-            # the clock at which a first-order carrier holds the plasma's mean payload
-            self.pool_tau = -math.log(min(pay.central / (n_c * d_law), 1.0)) / k_law
-        return released
+        set the plasma pool's clock to the one at which a carrier holds the plasma carriers' mean
+        payload; return the drug released in blood and by carriers inside the liver's macrophages
+        (mol). ``carriers_in_macrophages``: the carriers the liver's macrophages hold at ``t0``.
+
+        First order: exact. Other laws: the circulating carriers release at the mean hazard of
+        the pool's clock over the step, the macrophages' carriers at that of the clock at which a
+        carrier holds their mean payload — exact for carriers sharing one clock (a bolus), an
+        approximation when an infusion mixes ages (nanosim.carriers.payload)."""
+        from .payload import clock_at_survival, mean_hazard
+
+        pay, d_law, p = self.payload, self._law_drug_per_carrier(), self.release_params
+        rates = {}
+        if not self.first_order:
+            dt = t1 - t0
+            n_mac = carriers_in_macrophages
+            tau_mac = clock_at_survival(p.law, p.p0, p.p1, pay.macrophages / (n_mac * d_law)) \
+                if n_mac > 0.0 and d_law > 0.0 else 0.0
+            rates = {"release_rate_per_s": mean_hazard(p.law, p.p0, p.p1, self.pool_tau, self.pool_speed * dt, dt),
+                     "macrophage_release_rate_per_s": mean_hazard(p.law, p.p0, p.p1, tau_mac,
+                                                                  self.macrophage_speed * dt, dt)}
+        before = pay.released_in_macrophages
+        released = self._dose_into(pay, t0, t1, d_law, **rates)
+        in_macrophages = pay.released_in_macrophages - before
+        self.drug["body_released_in_blood"] += released
+        self.drug["body_released_in_liver_macrophages"] += in_macrophages
+        n_c = self.systemic.central
+        if n_c > 0.0 and d_law > 0.0 and pay.central > 0.0:
+            self.pool_tau = clock_at_survival(p.law, p.p0, p.p1, min(pay.central / (n_c * d_law), 1.0))
+        return released + in_macrophages
 
     def _embolised_liver_release(self, infused: float, dt: float, covered: float) -> float:
         """Drug released during the step by all the spheres lodged in the whole liver (mol).
@@ -391,10 +417,11 @@ class CarrierModel:
             out.append(sc.number_fraction * per_conc * (auc + ha * (1.0 if self.route.kind != "intravenous" else 0.0)))
         return np.asarray(out)
 
-    def _dose_into(self, pk, t0: float, t1: float, per_carrier: float = 1.0) -> float:
+    def _dose_into(self, pk, t0: float, t1: float, per_carrier: float = 1.0, **step_args) -> float:
         """Give the dose (bolus at t = 0, or infusion) to ``pk`` over [t0, t1], ``per_carrier``
         units per carrier (1: carriers; drug per carrier for the body carriers' payload); return
-        what ``pk.step`` returns summed over the step (∫C_p dt for the carriers)."""
+        what ``pk.step`` returns summed over the step (∫C_p dt for the carriers); ``step_args`` go to
+        every ``pk.step``."""
         if self.route.kind == "embolisation":
             return 0.0  # microspheres lodge in the liver on the first pass: nothing reaches the blood
         if t0 == 0.0 and self.route.infusion_duration_s == 0.0:
@@ -402,8 +429,8 @@ class CarrierModel:
         rate, covered = self._infusion_rate(t0, t1)
         rate *= per_carrier
         if 0.0 < covered < t1 - t0:  # the infusion ends inside the step: integrate both parts exactly
-            return pk.step(covered, rate) + pk.step(t1 - t0 - covered, 0.0)
-        return pk.step(t1 - t0, rate if covered > 0.0 else 0.0)
+            return pk.step(covered, rate, **step_args) + pk.step(t1 - t0 - covered, 0.0, **step_args)
+        return pk.step(t1 - t0, rate if covered > 0.0 else 0.0, **step_args)
 
     def _tissue_particle_weight(self) -> np.ndarray:
         expected = self._expected_extravasated()
@@ -418,26 +445,13 @@ class CarrierModel:
         be = self.backend
         xp = be.xp
         k = self.step_index
-        central_before = self.systemic.central + (self.dose_carriers if (t0 == 0.0 and self.route.kind != "embolisation"
-                                                                         and self.route.infusion_duration_s == 0.0) else 0.0)
+        carriers_in_macrophages = self.systemic.mps
         auc = self._dose_into(self.systemic, t0, t1)
         rate, covered = self._infusion_rate(t0, t1)
-        f_before = self.pool_released_fraction()
-        if self.release_params is not None and self.payload is None:  # carriers infused during the step are younger
-            infused = rate * covered if self.route.kind != "embolisation" else 0.0
-            old = central_before
-            self.pool_tau = ((old * (self.pool_tau + self.pool_speed * dt) + infused * self.pool_speed * 0.5 * covered)
-                             / (old + infused)) if old + infused > 0 else self.pool_tau + self.pool_speed * dt
-        # premature leak in the body's blood: the plasma carriers' payload released during the step
-        # (trapezoid over the step's start and end plasma contents; second order in dt)
+        # drug released by the body's carriers: in blood (premature leak) and inside the liver's macrophages
         self.body_leak_mol = 0.0
         if self.payload is not None:
-            self.body_leak_mol = self._step_payload(t0, t1)
-            self.drug["body_released_in_blood"] += self.body_leak_mol
-        elif self.release_params is not None:
-            dF = self.pool_released_fraction() - f_before
-            self.body_leak_mol = 0.5 * (central_before + self.systemic.central) * self.carrier.drug_per_carrier_mol * dF
-            self.drug["body_released_in_blood"] += self.body_leak_mol
+            self.body_leak_mol = self._step_payload(t0, t1, carriers_in_macrophages)
         direct = 0.0
         bolus = t0 == 0.0 and self.route.infusion_duration_s == 0.0
         if self.route.kind != "intravenous":
@@ -858,7 +872,8 @@ class CarrierModel:
             if self.payload is not None:  # the body's carriers (first-order release: exact)
                 pay = self.payload
                 out["carrier_drug_body_in_circulating_carriers_mol"] = pay.central + pay.peripheral
-                out["carrier_drug_body_with_eliminated_carriers_mol"] = pay.eliminated
+                out["carrier_drug_body_in_liver_macrophages_mol"] = pay.macrophages
+                out["carrier_drug_body_with_cleared_carriers_mol"] = pay.cleared
                 out["carrier_drug_body_balance_rel_error"] = pay.ledger_error()
             elif self.first_order:
                 out["carrier_drug_body_in_liver_spheres_mol"] = self.liver_law_mol
