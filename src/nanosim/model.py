@@ -95,6 +95,17 @@ class Model:
     def carrier_balance_error(self) -> float:
         return self.carriers.balance_error() if self.carriers is not None else 0.0
 
+    @property
+    def has_drug_ledger(self) -> bool:
+        """Whether there is drug to account for: a free-drug model or carriers that release."""
+        return self.drug is not None or (self.carriers is not None and self.carriers.release_params is not None)
+
+    def drug_ledger(self) -> dict:
+        """The body's and the box's drug accounts (mol) and their relative errors (:mod:`nanosim.drug.ledger`)."""
+        from .drug.ledger import drug_ledger
+
+        return drug_ledger(self)
+
     # -- state ----------------------------------------------------------------------------------
     def state_arrays(self) -> dict:
         out = {}
@@ -158,6 +169,8 @@ class Model:
             out.update(self.carriers.metrics())
         if self.exposure is not None:
             out.update(self.exposure.metrics())
+        if self.has_drug_ledger:
+            out.update({f"ledger_{k}": v for k, v in self.drug_ledger().items()})
         if getattr(self, "oxygen", None) is not None:
             for k, v in self.oxygen.hypoxic_fraction().items():
                 out[f"hypoxic_fraction_{k}"] = float(v)

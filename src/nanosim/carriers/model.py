@@ -727,6 +727,23 @@ class CarrierModel:
             total += float(xp.sum((pop.view("weight") * pop.view("payload") * (1.0 - pop.view("released")))[live]))
         return total
 
+    def body_drug_ledger(self) -> dict:
+        """The drug given inside the body's carriers and where it is (mol), for the whole-body ledger
+        (:mod:`nanosim.drug.ledger`): ``given_in_carriers`` = the holdings + ``released`` (into the
+        systemic drug)."""
+        d, p = self.carrier.drug_per_carrier_mol, self.release_params
+        released = math.fsum(self.drug[k] for k in ("body_released_in_blood", "body_released_in_liver",
+                                                     "body_released_in_liver_macrophages"))
+        if self.route.kind == "embolisation":  # every sphere lodges in the liver on its first pass (burst there)
+            n = self.liver_spheres
+            held = self.liver_law_mol if self.first_order else n * d * (1.0 - self._liver_spheres_fraction())
+            return {"given_in_carriers": n * d, "in_liver_spheres": held, "released": released}
+        pay, n = self.payload, self.systemic.ledger()["injected"]
+        return {"given_in_carriers": n * d, "in_circulating_carriers": pay.central + pay.peripheral,
+                "in_liver_macrophages": pay.macrophages, "with_cleared_carriers": pay.cleared,
+                "burst_share_in_carriers": 0.0 if self.burst_at_injection else n * d * p.burst_fraction,
+                "released": released}
+
     def drug_balance_error(self) -> float:
         """(drug entered in carriers − in carriers − released − left) / entered: round-off."""
         d = self.drug

@@ -73,11 +73,25 @@ def dose_table(metrics: dict) -> str:
     return _table(rows)
 
 
+def drug_table(metrics: dict) -> str:
+    """Where the drug given to the body is (mol and % of what was given), and how well the body's and
+    the simulated tissue's accounts close (nanosim.drug.ledger)."""
+    from ..drug.ledger import ledger_rows
+
+    ledger = {k[len("ledger_"):]: v for k, v in metrics.items() if k.startswith("ledger_")}
+    rows = [("where the drug is (whole body)", "amount")] + ledger_rows(ledger)
+    rows.append(("ledger closes to (body, tissue)",
+                 f"{ledger.get('body_rel_error', 0.0):.2g}, {ledger.get('box_rel_error', 0.0):.2g} relative"))
+    return _table(rows)
+
+
 def summary_table(info) -> str:
     metrics = info.final_metrics
     out = ""
     if "carrier_tumour_pct_id" in metrics:
         out = dose_table(metrics) + "\n\n"
+    if "ledger_body_given_mol" in metrics and metrics["ledger_body_given_mol"] > 0:
+        out += drug_table(metrics) + "\n\n"
     rows = [("metric", "final value")] + [(k, _fmt(v)) for k, v in metrics.items()]
     return out + _table(rows)
 

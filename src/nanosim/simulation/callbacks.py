@@ -77,8 +77,14 @@ class Guards:
       errors add up like a random walk — plus ``ε₆₄·(steps + 1)``, the worst case of a float64
       ledger summed step by step (recursive summation, whose rounding may be biased); ``s = 1 + k_max·Δt`` (the stiffness of the step: the
       largest first-order rate, wall exchange included, times the step) scales the round-off
-      of the gross amounts exchanged in one step, which can exceed the net amount many times.
+      of the gross amounts exchanged in one step, which can exceed the net amount many times;
+    - the drug ledger of the whole run (:mod:`nanosim.drug.ledger`) fails to close: the body's
+      account (float64 scalars from exact integrators) beyond :attr:`BODY_LEDGER_TOLERANCE` (1e-9),
+      the box's beyond :meth:`box_ledger_tolerance` (1e-9 with float64 fields).
     """
+
+    #: Largest relative error of the body's drug account (float64 amounts, exact integrators: round-off ~1e-15).
+    BODY_LEDGER_TOLERANCE = 1e-9
 
     def __init__(self, dtype, n_voxels: int = 1, stiffness: float = 1.0):
         self.eps = float(np.finfo(dtype).eps)
@@ -108,6 +114,8 @@ class Guards:
                     f"carrier weight is not conserved at t = {m.time_s:g} s (step {m.step_index}): relative error "
                     f"{err:.3e} exceeds {tol:.1e}. This is a bug in nanosim; please report it with the scenario file.")
         if getattr(m, "drug", m) is None:
+            if getattr(m, "has_drug_ledger", False):
+                self._check_ledger(m)
             return
         if not math.isfinite(m.total_mol):
             raise GuardError(
@@ -120,6 +128,30 @@ class Guards:
             raise GuardError(
                 f"mass balance failed at t = {m.time_s:g} s (step {m.step_index}): relative error {err:.3e} "
                 f"exceeds {tol:.1e}. This is a bug in nanosim; please report it with the scenario file.")
+        if getattr(m, "has_drug_ledger", False):
+            self._check_ledger(m)
+
+    def box_ledger_tolerance(self, steps: int) -> float:
+        """The box's account: 1e-9 (:attr:`BODY_LEDGER_TOLERANCE`) with float64 fields, whose
+        round-off is far below it; with float32 fields the accumulated round-off bound of
+        :meth:`tolerance`, which a float32 field may legitimately reach."""
+        tol = self.tolerance(steps)
+        return min(tol, self.BODY_LEDGER_TOLERANCE) if self.eps <= float(np.finfo(np.float64).eps) else tol
+
+    def _check_ledger(self, m) -> None:
+        led = m.drug_ledger()
+        where = f"at t = {m.time_s:g} s (step {m.step_index})"
+        body, box = led["body_rel_error"], led["box_rel_error"]
+        if not body <= self.BODY_LEDGER_TOLERANCE:
+            raise GuardError(
+                f"the body's drug ledger does not close {where}: relative error {body:.3e} exceeds "
+                f"{self.BODY_LEDGER_TOLERANCE:.0e} (given {led.get('body_given_mol', 0.0):.6g} mol). This is a bug in "
+                "nanosim; please report it with the scenario file.")
+        tol = self.box_ledger_tolerance(m.step_index)
+        if not box <= tol:
+            raise GuardError(
+                f"the simulated tissue's drug ledger does not close {where}: relative error {box:.3e} exceeds "
+                f"{tol:.1e}. This is a bug in nanosim; please report it with the scenario file.")
 
 
 class ProgressBar:
