@@ -5,6 +5,7 @@ on a coarse 40³ × 40 µm grid of the same box, for a few minutes of simulated 
 carriers to enter the box, extravasate, release in blood, tissue and the liver's macrophages.
 """
 
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -82,3 +83,36 @@ def test_oral_drug_alone_has_a_body_account(tmp_path):
     rows = dict(ledger_rows({k[len("ledger_"):]: v[-1] for k, v in m.items() if k.startswith("ledger_")}))
     assert set(rows) >= {"free drug in the gut", "free drug in plasma (central)", "not absorbed"}
     assert rows["not absorbed"].endswith("%)")
+
+
+@pytest.mark.parametrize("infusion_s", [0.0, 600.0])
+def test_free_drug_given_intravenously_follows_the_one_compartment_solution(tmp_path, infusion_s):
+    """[drug.plasma.intravenous] instead of the oral dose of scenarios/sorafenib_oral.toml: 3 mg/kg
+    into a 2.5 kg rabbit, bolus or a 10-min infusion. With one compartment the total plasma
+    concentration is D/V e^{−kt} (bolus) or (R/(kV))(1 − e^{−kt}) decaying after the infusion:
+    exact integrators, so a round-off tolerance; the body's account holds the dose."""
+    from nanosim.carriers.systemic import body_from
+    from nanosim.drug.systemic import build_systemic_drug
+
+    d = tomllib.loads(SCENARIO.with_name("sorafenib_oral.toml").read_text(encoding="utf-8"))
+    del d["drug"]["plasma"]["oral"]
+    d["drug"]["plasma"]["intravenous"] = {"dose_mg_per_kg": 3, "infusion_duration_s": infusion_s}
+    d["body"] = {"species": "rabbit"}
+    d["grid"].update(shape=[20, 20, 20], voxel_size_m="80 um")
+    d["time"]["stop_s"], d.setdefault("output", {})["every_s"] = "2 h", "20 min"
+    sc = nanosim.load_scenario(d)
+    mass = body_from("rabbit").body_mass_kg
+    ref = build_systemic_drug(sc.drug.plasma.pk, None, body_mass_kg=mass)  # the same body: k and V
+    k, v = ref.k10_per_s, ref.volume_m3
+    dose = sc.drug.plasma.intravenous.dose_mol(mass, 464.8e-3)
+    m = nanosim.run(sc, tmp_path / "iv.vtkhdf", backend="numba").metrics
+    t = np.asarray(m["time_s"])
+    assert m["ledger_body_dosed_iv_mol"][-1] == pytest.approx(dose, rel=1e-14)
+    assert m["ledger_body_given_mol"][-1] == pytest.approx(dose, rel=1e-14)
+    assert np.max(m["ledger_body_rel_error"]) < 1e-12
+    if infusion_s == 0:
+        expected = dose / v * np.exp(-k * t)
+    else:
+        during = dose / infusion_s / (k * v) * -np.expm1(-k * np.minimum(t, infusion_s))
+        expected = during * np.exp(-k * np.maximum(t - infusion_s, 0.0))
+    np.testing.assert_allclose(m["plasma_total_mol_per_m3"][1:], expected[1:], rtol=1e-10)

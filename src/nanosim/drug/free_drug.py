@@ -297,6 +297,7 @@ def build_model(scenario, backend: Backend, dtype, log=None, vasculature="build"
         b = scenario.body
         body = body_from(b.species, **({"body_mass_kg": b.body_mass_kg} if b.body_mass_kg is not None else {}))
         systemic = build_systemic_drug(drug.plasma.pk, drug.plasma.oral, body_mass_kg=body.body_mass_kg,
+                                       intravenous=drug.plasma.intravenous,
                                        molar_mass_kg_per_mol=drug.molar_mass_g_per_mol * 1e-3, name=drug.name)
         plasma = systemic.plasma_curve(unbound=True)  # only the unbound drug crosses the walls
     else:

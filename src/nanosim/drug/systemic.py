@@ -726,11 +726,12 @@ def sorafenib_pk(body: Body | str = "human", *, t_half_s: float = SORAFENIB_T_HA
                                           name="sorafenib")
 
 
-def build_systemic_drug(pk_spec, oral=None, *, body_mass_kg: float,
+def build_systemic_drug(pk_spec, oral=None, *, body_mass_kg: float, intravenous=None,
                         molar_mass_kg_per_mol: float = SORAFENIB_MOLAR_MASS_KG_PER_MOL,
                         name: str = "sorafenib") -> SystemicDrugPK:
     """The model from a scenario's :class:`~nanosim.scenario.drug_pk.DrugPK` and optional
-    :class:`~nanosim.scenario.drug_pk.OralRoute` (duck-typed), with the oral doses scheduled.
+    :class:`~nanosim.scenario.drug_pk.OralRoute` and
+    :class:`~nanosim.scenario.drug_pk.IntravenousDrug` (duck-typed), with their doses scheduled.
 
     The DrugPK values hold for ``reference_body_mass_kg``; a body of another mass gets volumes
     ∝ mass and rate constants ∝ mass^(0.75 − 1) (:data:`ALLOMETRIC_CLEARANCE_EXPONENT`).
@@ -749,4 +750,11 @@ def build_systemic_drug(pk_spec, oral=None, *, body_mass_kg: float,
     if oral is not None:
         model.oral_doses(oral.dose_mol(body_mass_kg, molar_mass_kg_per_mol), oral.interval_s, oral.doses,
                          oral.start_s, oral.lag_s)
+    if intravenous is not None:
+        amount = intravenous.dose_mol(body_mass_kg, molar_mass_kg_per_mol)
+        if intravenous.infusion_duration_s > 0:
+            model.iv_infusion(amount / intravenous.infusion_duration_s, intravenous.infusion_duration_s,
+                              intravenous.start_s)
+        else:
+            model.iv_bolus(amount, intravenous.start_s)
     return model

@@ -181,4 +181,35 @@ class OralRoute(_Model):
         return f"oral {dose}{every}, F {format_number(self.bioavailability)}, {absorb}{lag}"
 
 
-__all__ = ["DrugPK", "OralRoute", "PlasmaProteinBinding"]
+class IntravenousDrug(_Model):
+    """Free drug given into a vein: a bolus, or an infusion at a constant rate, into the systemic
+    compartment (PHYSICS.md §10 routes). A solution given into the hepatic artery reaches the same
+    plasma after one pass through the liver; sorafenib's hepatic extraction is small (plasma
+    clearance 3.5 L/h against a human liver blood flow of ≈ 90 L/h, ≈ 4 %), so this route also
+    stands for a hepatic arterial infusion of the solution as far as the plasma is concerned (the
+    box's first-pass exposure to the arterial concentration is not modelled)."""
+
+    kind: Literal["intravenous"] = "intravenous"
+    dose_mg: Optional[DoseMg] = Field(None, description="Dose in mg.")
+    dose_mg_per_kg: Optional[DoseMgPerKg] = Field(None, description="Dose in mg per kg body mass (e.g. 3 mg/kg).")
+    infusion_duration_s: NonNegativeTime = Field(0.0, description="Infusion time in s (0: a bolus).")
+    start_s: NonNegativeTime = Field(0.0, description="Start of the injection in s.")
+
+    @model_validator(mode="after")
+    def _one_dose(self) -> "IntravenousDrug":
+        if (self.dose_mg is None) == (self.dose_mg_per_kg is None):
+            raise nanosim_error("give exactly one of dose_mg and dose_mg_per_kg", "e.g. dose_mg_per_kg = 3", "dose_mg")
+        return self
+
+    def dose_mol(self, body_mass_kg: float, molar_mass_kg_per_mol: float) -> float:
+        """The dose in mol."""
+        return dose_mol(self.dose_mg, self.dose_mg_per_kg, body_mass_kg, molar_mass_kg_per_mol)
+
+    def describe(self) -> str:
+        dose = f"{format_number(self.dose_mg)} mg" if self.dose_mg is not None else \
+            f"{format_number(self.dose_mg_per_kg)} mg/kg"
+        how = f"infused over {format_quantity(self.infusion_duration_s, 'time')}" if self.infusion_duration_s else "bolus"
+        return f"intravenous {dose} {how}" + (f" at {format_quantity(self.start_s, 'time')}" if self.start_s else "")
+
+
+__all__ = ["DrugPK", "IntravenousDrug", "OralRoute", "PlasmaProteinBinding"]

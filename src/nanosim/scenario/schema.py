@@ -471,9 +471,12 @@ class SystemicPlasma(_Model):
     kind: Literal["systemic"] = "systemic"
     pk: "DrugPK" = Field(default_factory=lambda: _drug_pk(), description="Systemic pharmacokinetics of the free drug.")
     oral: Optional["OralRoute"] = Field(None, description="Oral dosing into the systemic compartment (optional).")
+    intravenous: Optional["IntravenousDrug"] = Field(
+        None, description="Free drug injected or infused into a vein, into the systemic compartment (optional).")
 
     def describe(self) -> str:
-        return "systemic: " + self.pk.describe() + (f"; {self.oral.describe()}" if self.oral is not None else "")
+        routes = [r.describe() for r in (self.oral, self.intravenous) if r is not None]
+        return "systemic: " + self.pk.describe() + "".join(f"; {r}" for r in routes)
 
 
 def _drug_pk():
@@ -647,7 +650,7 @@ class OutputSettings(_Model):
 
 from .vasculature import BloodFlow, Interstitial, Network, Voxelisation  # noqa: E402
 from .carriers import Body, Carrier, Extravasation, Particles, Route  # noqa: E402
-from .drug_pk import DrugPK, OralRoute  # noqa: E402
+from .drug_pk import DrugPK, IntravenousDrug, OralRoute  # noqa: E402
 from .microenv import PH, Oxygen  # noqa: E402
 
 SystemicPlasma.model_rebuild()
