@@ -79,6 +79,18 @@ class Model:
             lim = min(lim, self.carriers.dt_limit() if dt == "auto" else float(dt))
         return lim
 
+    def dt_phases(self, scenario) -> list[tuple[float, float]]:
+        """``(end_s, largest step)`` of each phase of the run: one phase, or two when the carriers take
+        another step after their infusion (``particles.dt_after_infusion_s``)."""
+        stop = float(scenario.time.stop_s)
+        lim = self.dt_limit(scenario)
+        after = None if self.carriers is None else scenario.particles.dt_after_infusion_s
+        infusion = 0.0 if self.carriers is None else float(scenario.route.infusion_duration_s)
+        if after is None or not 0.0 < infusion < stop:
+            return [(stop, lim)]
+        later = scenario.model_copy(update={"particles": scenario.particles.model_copy(update={"dt_s": after})})
+        return [(infusion, lim), (stop, self.dt_limit(later))]
+
     def substeps(self, dt: float) -> int:
         return self.drug.op.substeps(dt) if self.drug is not None else 1
 

@@ -9,7 +9,7 @@ import json
 
 import math
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,8 @@ class RunInfo:
     wall_time_s: float
     resumed_from_s: float | None
     final_metrics: dict
+    #: ``[{"until_s", "dt_s", "steps"}, ...]`` when the step changes during the run (else empty)
+    dt_phases: list = field(default_factory=list)
 
 
 def checkpoint_path(output: Path) -> Path:
@@ -55,12 +57,22 @@ def checkpoint_path(output: Path) -> Path:
 
 
 def choose_dt(scenario, model) -> tuple[float, float]:
-    """(outer step dt, output interval), dt aligned so output times are hit exactly."""
+    """(outer step dt, output interval), dt aligned so output times are hit exactly (the step of
+    the run's last phase, see :func:`choose_phases`)."""
+    phases, every = choose_phases(scenario, model)
+    return phases[-1][1], every
+
+
+def choose_phases(scenario, model) -> tuple[list[tuple[float, float]], float]:
+    """(``[(end_s, dt_s), ...]``, output interval): each phase's step the largest divisor of the output
+    interval within the model's limit for that phase (:meth:`Model.dt_phases`)."""
     stop = float(scenario.time.stop_s)
     every = float(scenario.output.every_s) if scenario.output.every_s else stop / 10.0
-    dt_max = min(model.dt_limit(scenario), every, stop)
-    n = max(1, math.ceil(every / dt_max - 1e-9))
-    return every / n, every
+    out = []
+    for end, lim in model.dt_phases(scenario):
+        dt_max = min(lim, every, stop)
+        out.append((end, every / max(1, math.ceil(every / dt_max - 1e-9))))
+    return out, every
 
 
 def _scenario_texts(scenario):
@@ -97,7 +109,8 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
         raise FileExistsError(f"results file {output} already exists; use --overwrite or -o another path")
     dtype = be.default_dtype(scenario.precision)
     model = build_model(scenario, be, dtype, log=say)
-    dt, every = choose_dt(scenario, model)
+    phases, every = choose_phases(scenario, model)
+    dt = phases[-1][1]
     text, sjson = _scenario_texts(scenario)
 
     resumed_from = None
@@ -118,6 +131,8 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
     provenance = {"version": __version__, "backend": be.name, "device": be.device, "seed": scenario.seed,
                   "dtype": np.dtype(dtype).name, "scheme": scenario.transport.scheme, "dt_s": dt,
                   "substeps": model.substeps(dt)}
+    if len(phases) > 1:
+        provenance["dt_phases"] = [{"until_s": e, "dt_s": d} for e, d in phases]
     wanted = scenario.output.fields
     field_names = [f for f in (model.field_names if wanted is None else wanted) if f in model.field_names]
     try:
@@ -133,7 +148,9 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
         # a checkpoint left by an earlier run into this path belongs to the file just replaced
         ckpt.unlink(missing_ok=True)
     # dt divides the output interval: aligning on it puts the outputs exactly on its multiples
-    sim = Simulation(model, dt, float(scenario.time.stop_s), align_s=every)
+    sim = Simulation(model, dt, float(scenario.time.stop_s), align_s=every, phases=phases)
+    if len(phases) > 1:
+        say("time steps: " + ", then ".join(f"{d:.4g} s to t = {e:.4g} s ({n} steps)" for e, d, n in sim.phases))
     try:
         if resumed_from is None:
             if "region" in (wanted or ()):
@@ -156,7 +173,7 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
                     say(f"vessel network with its blood flow: {vtp}")
         ck = Checkpointer(ckpt, {"scenario_json": sjson, "backend": be.name, "dtype": np.dtype(dtype).name,
                                  "version": __version__})
-        stiffness = 1.0 + (model.drug.op._k_max * dt if model.drug is not None else 0.0)
+        stiffness = 1.0 + (model.drug.op._k_max * max(d for _, d in phases) if model.drug is not None else 0.0)
         sim.add_callback("guards", Guards(dtype, int(np.prod(model.grid.shape_zyx)), stiffness), Always(),
                          at_start=False)
         sim.add_callback("output", OutputWriter(writer, field_names), TimeInterval(every))
@@ -200,7 +217,8 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
         info = RunInfo(output=str(output), checkpoint=str(ckpt), backend=be.name, dtype=np.dtype(dtype).name,
                        scheme=scenario.transport.scheme, dt_s=dt, substeps=model.substeps(dt),
                        steps=model.step_index, wall_time_s=sim.wall_time_s, resumed_from_s=resumed_from,
-                       final_metrics=final)
+                       final_metrics=final,
+                       dt_phases=[{"until_s": e, "dt_s": d, "steps": n} for e, d, n in sim.phases] if len(phases) > 1 else [])
         writer.finish("completed", {**info.__dict__})
         return info
     except BaseException:

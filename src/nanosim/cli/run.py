@@ -141,9 +141,11 @@ def main(args) -> int:
         print(json.dumps({"ok": True, "output": info.output, "wall_time_s": info.wall_time_s, "steps": info.steps,
                           "dt_s": info.dt_s, "substeps": info.substeps, "backend": info.backend, "dtype": info.dtype,
                           "scheme": info.scheme, "resumed_from_s": info.resumed_from_s,
-                          "final_metrics": info.final_metrics}, indent=2))
+                          "dt_phases": info.dt_phases, "final_metrics": info.final_metrics}, indent=2))
     elif not args.quiet:
-        print(f"{info.output}: {info.backend} {info.dtype} {info.scheme}, {info.steps} steps of {info.dt_s:.4g} s "
+        steps = f"{info.steps} steps of {info.dt_s:.4g} s" if not info.dt_phases else f"{info.steps} steps (" + \
+            ", then ".join(f"{p['steps']} of {p['dt_s']:.4g} s" for p in info.dt_phases) + ")"
+        print(f"{info.output}: {info.backend} {info.dtype} {info.scheme}, {steps} "
               f"({info.substeps} sub-step{'s' if info.substeps > 1 else ''} each) in {info.wall_time_s:.2f} s")
         print(summary_table(info))
     return EXIT_OK

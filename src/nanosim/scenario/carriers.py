@@ -353,6 +353,10 @@ class Particles(_Model):
     max_particles: Count = Field(5_000_000, description="Capacity of the particle arrays.")
     dt_s: TimeStep = Field("auto", description='Particle time step in s; "auto": the rms Brownian step in tissue '
                            "is at most half a voxel and every first-order rate times dt is at most 0.1.")
+    dt_after_infusion_s: Optional[TimeStep] = Field(
+        None, description='Particle time step once the infusion (route.infusion_duration_s) is over, in s, or "auto"; '
+        "default: dt_s throughout. A short step while carriers or spheres enter, a longer one after (e.g. "
+        "embolisation: the spheres are lodged and only the drug field moves).")
     step_distribution: Literal["gaussian", "uniform"] = Field(
         "gaussian", description="Brownian step: exact Gaussian, or variance-matched uniform (faster).")
     reflect_at_vessel_walls: bool = Field(

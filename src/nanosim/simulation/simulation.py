@@ -7,7 +7,13 @@
 Time is ``step_index · dt`` (no accumulated rounding), except that the last step is shortened to
 land exactly on ``stop_s``. With ``align_s`` (a whole number of steps long), time is counted from
 the last multiple of ``align_s``, ``q·align_s + r·dt``, so that the multiples of ``align_s`` (the
-output times) are hit exactly, not just to rounding. The model must provide ``step(dt)``,
+output times) are hit exactly, not just to rounding.
+
+A run may change its step: ``phases`` is a list of ``(end_s, dt_s)``, the last ending at
+``stop_s``, each ``dt_s`` a divisor of ``align_s``. A phase takes the grid points
+``q·align_s + r·dt_s`` strictly inside it and ends exactly on its ``end_s`` (a shorter step where
+the end is not a grid point), so the output times are hit in every phase and the time after ``k``
+steps is a function of ``k`` alone: a resumed run continues bit-identically. The model must provide ``step(dt)``,
 ``time_s`` and ``step_index``; the loop sets ``time_s`` after each step.
 Callbacks are called as ``fn(sim)`` after each step whose schedule is due (and once at the start
 of a fresh run), in the order they were added, and once more after the last step (``at_end``).
@@ -43,7 +49,7 @@ class Callback:
 class Simulation:
     """Drive ``model`` from its current time to ``stop_s`` in steps of ``dt_s``."""
 
-    def __init__(self, model, dt_s: float, stop_s: float, align_s: float | None = None):
+    def __init__(self, model, dt_s: float, stop_s: float, align_s: float | None = None, phases=None):
         if not dt_s > 0:
             raise ValueError("dt_s must be > 0")
         self.model = model
@@ -52,17 +58,32 @@ class Simulation:
         self.callbacks: list[Callback] = []
         self.wall_start = None
         self.wall_time_s = 0.0
-        ratio = self.stop_s / self.dt_s
-        # the tolerance grows with the number of steps, as the rounding of stop/dt does
-        self.n_steps = max(1, math.ceil(ratio - (1e-9 + 1e-12 * ratio)))
-        self.align_s = None
-        self._align_n = 0
-        if align_s is not None:
-            n = round(float(align_s) / self.dt_s)
-            if n < 1 or abs(n * self.dt_s - float(align_s)) > 1e-9 * float(align_s):
-                raise ValueError(f"align_s = {align_s!r} s is not a whole number of steps of {self.dt_s!r} s")
-            self.align_s = float(align_s)
-            self._align_n = n
+        self.align_s = None if align_s is None else float(align_s)
+        phases = [(self.stop_s, self.dt_s)] if not phases else [(float(e), float(d)) for e, d in phases]
+        if abs(phases[-1][0] - self.stop_s) > 1e-12 * self.stop_s:
+            raise ValueError(f"the last phase must end at stop_s = {self.stop_s!r} s, not {phases[-1][0]!r} s")
+        phases[-1] = (self.stop_s, phases[-1][1])
+        # per phase: (first step index, start, end, dt, steps per align_s, first grid index, steps)
+        self._phases = []
+        k, start = 0, 0.0
+        for end, dt in phases:
+            if not (dt > 0 and end > start):
+                raise ValueError(f"phases must have dt_s > 0 and increasing ends, got ({end!r}, {dt!r})")
+            n_align = 0
+            if self.align_s is not None:
+                n_align = round(self.align_s / dt)
+                if n_align < 1 or abs(n_align * dt - self.align_s) > 1e-9 * self.align_s:
+                    raise ValueError(f"align_s = {align_s!r} s is not a whole number of steps of {dt!r} s")
+            # grid points strictly inside (start, end); the tolerance grows with the number of steps,
+            # as the rounding of a time over dt does
+            j0 = math.floor(start / dt * (1 + 1e-12) + 1e-9) + 1
+            ratio = end / dt
+            j1 = math.ceil(ratio - (1e-9 + 1e-12 * ratio)) - 1
+            steps = max(j1 - j0 + 1, 0) + 1
+            self._phases.append((k, start, end, dt, n_align, j0, steps))
+            k, start = k + steps, end
+        self.n_steps = k
+        self._align_n = self._phases[-1][4]
         self.consistent = True
         self._sigint_pending = False
 
@@ -85,10 +106,23 @@ class Simulation:
         """Simulated time after ``k`` steps (s)."""
         if k >= self.n_steps:
             return self.stop_s
-        if self._align_n:
-            q, r = divmod(k, self._align_n)
-            return q * self.align_s + r * self.dt_s
-        return k * self.dt_s
+        if k <= 0:
+            return 0.0
+        for k0, start, end, dt, n_align, j0, steps in self._phases:
+            if k < k0 + steps:
+                j = j0 + (k - k0 - 1)  # the phase's (k − k0)-th grid point
+                if n_align:
+                    q, r = divmod(j, n_align)
+                    return q * self.align_s + r * dt
+                return j * dt
+            if k == k0 + steps:
+                return end
+        return self.stop_s
+
+    @property
+    def phases(self) -> list[tuple[float, float, int]]:
+        """``(end_s, dt_s, steps)`` of each phase."""
+        return [(end, dt, steps) for _, _, end, dt, _, _, steps in self._phases]
 
     def _next_dt(self) -> float:
         k = self.model.step_index
