@@ -90,10 +90,16 @@ Algorithm
    ``arterial_terminals_per_m3`` of viable tumour) and, a fraction
    ``arterial_normal_terminal_fraction``, at sinusoid lattice nodes next to the tumour. From the
    inlet a binary tree is grown by recursive bisection of the terminals (median split along
-   their principal axis); branch points lie on a shell just outside the tumour (``ρ = 1.05``)
-   in the mean direction of their terminals, so arteries run over the tumour surface and dive
-   into the rim, and shell-to-shell vessels are split into arcs of ≤ 15° (degree-2 nodes) so that
-   they do not cut through the tumour. Radii follow Murray's law with ``murray_exponent`` γ
+   their principal axis); branch points lie on a shell in the mean direction of their
+   terminals, and shell-to-shell vessels are split into arcs of ≤ 15° (degree-2 nodes) so that
+   they do not cut through the tumour. By default the shell lies just outside the tumour
+   (``ρ = 1.05``): arteries run over the tumour surface and dive into the rim.
+   ``arterial_branch_rho`` moves the branch points of the vessels that feed the tumour onto a
+   shell inside the viable rim (``ρ_rim ≤ ρ < 1``): a feeding artery enters the tumour at its
+   periphery and branches within the rim, as HCC's intratumoral ("unpaired") arteries and the
+   hypervascular viable rim of a VX2 tumour do (sources below); branches that feed only
+   normal-liver terminals keep the shell at ``ρ = 1.05``, and an arc between the two shells
+   changes its radius linearly with angle. Radii follow Murray's law with ``murray_exponent`` γ
    exactly: a vessel carrying n terminals has ``r = r_term · n^(1/γ)``, so
    ``r_parent^γ = Σ r_child^γ`` at every bifurcation.
 4. **Tortuosity** — every segment stays straight between its end nodes and carries a centreline
@@ -123,6 +129,19 @@ Sources
 - HCC inflow ≈ 90 % arterial (Breedis & Young 1954, Am. J. Pathol. 30:969, via review); normal
   liver 70–75 % portal.
 - Murray's law r_parent³ = Σ r_child³ (Murray 1926, PNAS 12:207).
+- Arteries inside the tumour (``arterial_branch_rho``; a placement, not a measured depth of
+  branching, which is unconfirmed): in multistep hepatocarcinogenesis the intranodular arterial
+  supply and the "unpaired" arteries (not accompanying a portal tract) increase up to classic
+  hypervascular HCC (Abdom. Imaging 2011, PMC3102849, Matsui et al.; Kobayashi et al. 2020,
+  Hepatoma Res. 6:36); moderately differentiated HCCs hold abundant intratumoral arterioles, more
+  above 1.5 cm ("Vascularization of small hepatocellular carcinomas: correlation with
+  differentiation", Liver 1999, Nakashima et al.). A rabbit VX2 liver tumour is a necrotic core
+  in a viable hypervascular rim (Parvinian et al. 2014, Diagn. Interv. Radiol. 20:335; Khabbaz
+  et al. 2019, J. Vis. Exp. 143:e58600); iron-oxide Embospheres of 100–300 µm given into its
+  hepatic artery were found inside the tumour on histology in 7 of 10 rabbits, 300–500 µm ones
+  only in the hepatic artery outside it (J. Vasc. Interv. Radiol. 2008, 19:1490, PMID 18755602,
+  Lee et al.), so arteries of ≥ 100 µm calibre reach into a VX2 tumour. (Abstracts read; authors
+  and pages not read from the articles are recalled.)
 - Pressures are typical values and unconfirmed defaults (see :class:`LiverTumourParams`).
 """
 
@@ -155,7 +174,8 @@ MMHG_PA = 133.322
 NORMAL, RIM, CORE, NECROTIC = 0, 1, 2, 3
 REGION_NAMES = ("normal", "rim", "core", "necrotic")
 
-#: normalised radius of the shell on which arterial branch points lie (just outside the tumour)
+#: normalised radius of the shell on which arterial branch points lie by default (just outside the
+#: tumour), and always those of branches that feed only normal liver
 _SHELL_RHO = 1.05
 #: largest angle (rad) of one arc piece of a shell-to-shell artery
 _MAX_ARC_RAD = math.radians(15.0)
@@ -246,7 +266,7 @@ class LiverTumourParams:
         10 % margin). None: for a whole tumour the centre of the portal (lower ``flow_axis``) face;
         for a sampled tumour the centre of the arterial face (module docstring).
     arterial_terminal_radius_m : float
-        Radius of terminal arterioles (m). Default 5 µm (unconfirmed default).
+        Radius of terminal arterioles (m). Default 3 µm (unconfirmed default).
     arterial_root_radius_m : float or None
         If given, the tree is scaled so that its root has this radius (terminals follow by
         Murray's law); None: the root radius follows from the terminal radius and count.
@@ -258,6 +278,17 @@ class LiverTumourParams:
         Default 0.1 (unconfirmed default).
     arterial_tortuosity_range : (float, float)
         Range of centreline/chord ratio of arteries. Default (1.0, 1.1) (unconfirmed).
+    arterial_branch_rho : float
+        Normalised radius ``ρ`` of the shell on which the branch points of the arteries that feed
+        the tumour lie (whole tumour only), in [``ρ_rim``, 1.05] with ``ρ_rim = 1 −
+        rim_thickness_m / min(tumour_semi_axes_m)``. Default 1.05: just outside the tumour, the
+        arteries run over its surface and only the terminal vessels enter it. A value in
+        [``ρ_rim``, 1): a feeding artery enters the tumour and branches inside the viable rim
+        (intratumoral arteries of HCC and of a VX2 tumour, module docstring "Sources"; the depth
+        is a modelling choice, unconfirmed; the middle of the rim is
+        ``1 − rim_thickness_m / (2 min(tumour_semi_axes_m))``). Branches feeding only normal
+        liver stay at 1.05. A sampled tumour's branch points lie on a plane (module docstring)
+        and it refuses any other value than the default.
     murray_exponent : float
         Exponent γ of Murray's law r_parent^γ = Σ r_child^γ. Default 3 (Murray 1926); tumour
         networks deviate.
@@ -330,6 +361,7 @@ class LiverTumourParams:
     arterial_terminals_per_m3: float = 1e12
     arterial_normal_terminal_fraction: float = 0.1
     arterial_tortuosity_range: tuple = (1.0, 1.1)
+    arterial_branch_rho: float = _SHELL_RHO
     murray_exponent: float = 3.0
     # boundary conditions
     portal_inlet_pressure_pa: float = 9.0 * MMHG_PA
@@ -415,6 +447,7 @@ class LiverTumourParams:
                              "must be in (0, 1)")
         if not 0 <= self.haematocrit < 1:
             raise ValueError(f"haematocrit = {self.haematocrit!r}: must be in [0, 1)")
+        self._check_branch_rho()
         lo, hi = np.asarray(self.box_origin_m), np.asarray(self.box_origin_m) + np.asarray(self.box_size_m)
         c, a = self.center, np.asarray(self.tumour_semi_axes_m)
         if not self.whole_tumour:
@@ -448,6 +481,24 @@ class LiverTumourParams:
             if self.whole_tumour and self.rho(p[None])[0] <= _SHELL_RHO * 1.05:
                 raise ValueError(f"arterial_inlet_m = {self.arterial_inlet_m}: must lie outside the tumour with a "
                                  "10 % margin")
+
+    def _check_branch_rho(self):
+        v = self.arterial_branch_rho
+        if not (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)):
+            raise ValueError(f"arterial_branch_rho = {v!r}: give a number, the normalised radius of the arterial "
+                             f"branching shell (default {_SHELL_RHO})")
+        if not self.whole_tumour:
+            if v != _SHELL_RHO:
+                raise ValueError(f"arterial_branch_rho = {v!r}: applies to a whole tumour only; a box sampling a "
+                                 "larger tumour puts its arterial branch points on a plane beside the tumour "
+                                 f"surface; remove arterial_branch_rho (or set it to the default {_SHELL_RHO})")
+            return
+        lo = self.rho_rim
+        if not lo <= v <= _SHELL_RHO:
+            raise ValueError(f"arterial_branch_rho = {v!r}: must be in [{lo:.4g}, {_SHELL_RHO}], from the inner "
+                             "surface of the viable rim (1 − rim_thickness_m / min(tumour_semi_axes_m)) to the "
+                             f"default shell just outside the tumour; e.g. {1.0 - 0.5 * (1.0 - lo):.4g} for branching "
+                             f"in the middle of the rim, {_SHELL_RHO} for arteries running over the tumour surface")
 
     # ------------------------------------------------------------------------------------------
     @property
@@ -904,8 +955,8 @@ def _bridge_components(params, pts, e):
     return keep, e
 
 
-def _shell_point(params, u):
-    return params.center + np.asarray(params.tumour_semi_axes_m) * (_SHELL_RHO * u)
+def _shell_point(params, u, rho=_SHELL_RHO):
+    return params.center + np.asarray(params.tumour_semi_axes_m) * (rho * u)
 
 
 def _unit(v, fallback):
@@ -990,26 +1041,29 @@ def _arterial_tree_planar(params, inlet, term_pos, term_node, new_node, face, n_
     return segs, nbelow
 
 
-def _arterial_tree(params, inlet, term_pos, term_node, new_node):
+def _arterial_tree(params, inlet, term_pos, term_node, new_node, n_tumour):
     """Recursive-bisection tree from ``inlet`` to the terminals.
 
     ``new_node(pos)`` allocates a node and returns its index; ``term_node[i]`` is the existing
-    node of terminal i. Returns (segments list of (a, b), n_terminals_below per segment).
+    node of terminal i, the first ``n_tumour`` of them tumour nodes. A branch point lies on the
+    shell ``ρ = arterial_branch_rho`` if it feeds a tumour terminal, else on ``ρ = 1.05``.
+    Returns (segments list of (a, b), n_terminals_below per segment).
     """
     axes = np.asarray(params.tumour_semi_axes_m)
     c = params.center
     q = (term_pos - c) / axes
     dirs = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-300)
+    rho_feed = float(params.arterial_branch_rho)
     segs, nbelow = [], []
 
-    def arc(a_node, a_dir, b_node, b_dir, count):
+    def arc(a_node, a_dir, a_rho, b_node, b_dir, b_rho, count):
         ang = math.acos(float(np.clip(a_dir @ b_dir, -1.0, 1.0)))
         pieces = max(1, math.ceil(ang / _MAX_ARC_RAD))
         prev = a_node
         for k in range(1, pieces):
             t = k / pieces
             u = _unit((1 - t) * a_dir + t * b_dir, a_dir)
-            mid = new_node(_shell_point(params, u))
+            mid = new_node(_shell_point(params, u, a_rho if a_rho == b_rho else (1 - t) * a_rho + t * b_rho))
             segs.append((prev, mid))
             nbelow.append(count)
             prev = mid
@@ -1017,9 +1071,10 @@ def _arterial_tree(params, inlet, term_pos, term_node, new_node):
         nbelow.append(count)
 
     def grow(node, state, sub):
-        udir, npos = state
+        udir, npos, nrho = state
+        rho = rho_feed if (sub < n_tumour).any() else _SHELL_RHO
         u = _unit(dirs[sub].mean(axis=0), udir)
-        pos = _shell_point(params, u)
+        pos = _shell_point(params, u, rho)
         if np.linalg.norm(pos - npos) < 1e-6:
             pos = npos + 0.3 * (term_pos[sub].mean(axis=0) - npos)
             u = _unit((pos - c) / axes, udir)
@@ -1028,16 +1083,17 @@ def _arterial_tree(params, inlet, term_pos, term_node, new_node):
             nbelow.append(len(sub))
         else:
             child = new_node(pos)
-            arc(node, udir, child, u, len(sub))
-        return child, (u, pos)
+            arc(node, udir, nrho, child, u, rho, len(sub))
+        return child, (u, pos, rho)
 
     root = new_node(np.asarray(inlet, float))
     u0 = _unit((np.asarray(inlet) - c) / axes, np.array([-1.0, 0, 0]))
-    b0_pos = _shell_point(params, u0)
+    rho0 = rho_feed if n_tumour else _SHELL_RHO
+    b0_pos = _shell_point(params, u0, rho0)
     b0 = new_node(b0_pos)
     segs.append((root, b0))
     nbelow.append(len(term_pos))
-    _bisection(term_pos, term_node, segs, nbelow, b0, (u0, b0_pos), grow)
+    _bisection(term_pos, term_node, segs, nbelow, b0, (u0, b0_pos, rho0), grow)
     return segs, nbelow
 
 
@@ -1215,7 +1271,7 @@ def generate_liver_tumour(params: LiverTumourParams | None = None, seed: int = 0
         return n_nodes + len(tree_pos) - 1
 
     if whole:
-        asegs, nbelow = _arterial_tree(P, inlet, term_pos, term_node, new_node)
+        asegs, nbelow = _arterial_tree(P, inlet, term_pos, term_node, new_node, n_tt)
     else:
         asegs, nbelow = _arterial_tree_planar(P, inlet, term_pos, term_node, new_node, art_face, n_tt)
     tree_ids = add_nodes(np.asarray(tree_pos))
