@@ -97,6 +97,7 @@ class FreeDrugModel:
         self._k_out = dev(out, np.float64) if np.any(out > 0) else None
         self._efflux_share = dev(np.divide(eff, out, out=np.zeros_like(out), where=out > 0), np.float64)
         self._out_cache = (None, None)
+        self._gain_cache = (None, None, None)
         self.ci = self.backend.zeros(self.grid.shape_zyx, self.op.dtype)
         self.field_names = ("free_drug", "bound_drug", "intracellular_drug")
 
@@ -137,15 +138,20 @@ class FreeDrugModel:
             n += 1
         sub = dt / n
         explicit = op.scheme == "explicit"
+        if self._gain_cache[0] != sub:  # k_uptake·Δt per voxel at the field precision, and a buffer
+            self._gain_cache = (sub, (sub * self._k_up).astype(op.dtype), self.backend.zeros(self.grid.shape_zyx, op.dtype))
+        _, k_sub, gain = self._gain_cache
+        xp = self.backend.xp
         for _ in range(n):
             if explicit:
-                gain = (sub * self._k_up * op.c).astype(op.dtype, copy=False)
+                xp.multiply(k_sub, op.c, out=gain)
             led = op.step(sub, cp)
             if not explicit:
-                gain = (sub * self._k_up * op.c).astype(op.dtype, copy=False)
+                xp.multiply(k_sub, op.c, out=gain)
             self.ci += gain
             self.ledger_mol[:5] += led[:5]
             self.ledger_mol[_UPTAKE] += self._sum(gain) * vol
+        op_total = float(led[5])  # Σ(c + c_b)·V after the last sub-step, from the kernel
         if self._k_out is not None:
             if self._out_cache[0] != dt:
                 self._out_cache = (dt, -self.backend.xp.expm1(-self._k_out * dt))
@@ -157,7 +163,8 @@ class FreeDrugModel:
             moved, returned = self._sum(out) * vol, self._sum(back) * vol
             self.ledger_mol[_EFFLUX] += returned
             self.ledger_mol[_IC_ELIM] += moved - returned
-        self.total_mol = op.total_mol() + self._sum(self.ci) * vol
+            op_total = op.total_mol()
+        self.total_mol = op_total + self._sum(self.ci) * vol
 
     def deposit(self, amount_mol) -> None:
         """Add drug released by carriers: ``amount_mol`` per voxel (flat, nz·ny·nx), into the free pool."""
