@@ -665,7 +665,7 @@ class ContinuumCarrierModel:
                                                  inside, self.drug_ledger)
 
     def _transport_species(self, dt, cp, content):
-        """Step each species with the second operator (its slices swapped in); the summed ledger."""
+        """Step each species with the second operator; the summed ledger."""
         op = self._dop
         free, bound = self._drug[0], self._drug[1]
         n = len(content) - (1 if self._has_reserve and self._reserve_done else 0)
@@ -673,17 +673,8 @@ class ContinuumCarrierModel:
         for s in range(n):
             q = float(content[s])
             if self._walls_fixed:
-                op._bc_value_host[:] = self._bc_values * q
-                op.bc_value = self.backend.asarray(op._bc_value_host)
-            op.c, op.cb = free[s], bound[s]
-            total += op.step(dt, cp * q)[:3]
-            # the explicit step writes into the operator's spare arrays: copy back, keep the spares
-            if op.c is not free[s]:
-                free[s][...] = op.c
-                op.c_out = op.c
-            if op.cb is not bound[s]:
-                bound[s][...] = op.cb
-                op.cb_out = op.cb
+                op.set_boundary_values(self._bc_values * q)
+            total += op.step_fields(free[s], bound[s], dt, cp * q)[:3]
         return total
 
     def _release_step(self, dt) -> None:

@@ -202,6 +202,29 @@ class TransportOperator:
                 h, dt, self._work, L), led, host_ledger=True)
         return led * vol
 
+    def set_boundary_values(self, values) -> None:
+        """Concentrations on the fixed-value walls (x, y, z), in the field's unit."""
+        self._bc_value_host[:] = np.asarray(values, np.float64)
+        self.bc_value = self.backend.asarray(self._bc_value_host)
+
+    def step_fields(self, c, cb, dt: float, cp: float) -> np.ndarray:
+        """:meth:`step` applied to the fields ``c``, ``cb`` (advanced in place) instead of the
+        operator's own: one set of coefficients for several species. Returns the step's ledger."""
+        own = (self.c, self.cb)
+        self.c, self.cb = c, cb
+        try:
+            led = self.step(dt, cp)
+            # the explicit step may leave the result in the spare arrays: copy it back, keep the spares
+            if self.c is not c:
+                c[...] = self.c
+                self.c_out = self.c
+            if self.cb is not cb:
+                cb[...] = self.cb
+                self.cb_out = self.cb
+        finally:
+            self.c, self.cb = own
+        return led
+
     def _run_backend(self, fn, led, host_ledger=False, on_device=False):
         if on_device:
             fn(led)  # ``led`` is the device ledger: the kernel adds to it
