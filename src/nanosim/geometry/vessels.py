@@ -57,7 +57,7 @@ def vessel_maps(grid: Grid, vessels):
 THETA_MIN = 0.25
 
 
-def wall_correction(grid: Grid, vessels, fixed: np.ndarray) -> np.ndarray:
+def wall_correction(grid: Grid, vessels, fixed: np.ndarray, theta_min: float = THETA_MIN) -> np.ndarray:
     r"""Sub-voxel position of fixed-concentration vessel walls, as an extra wall conductance.
 
     Voxels whose centre lies inside a vessel hold the plasma concentration, so a staircase wall
@@ -72,8 +72,9 @@ def wall_correction(grid: Grid, vessels, fixed: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray (nz, ny, nx)
-        ``Σ_faces (1/max(θ, THETA_MIN) − 1)`` per tissue voxel (dimensionless; multiply by
-        ``D/h²`` for a rate in 1/s), zero elsewhere.
+        ``Σ_faces (1/max(θ, theta_min) − 1)`` per tissue voxel (dimensionless; multiply by
+        ``D/h²`` for a rate in 1/s), zero elsewhere. ``theta_min`` (default :data:`THETA_MIN`,
+        which protects an explicit time step) caps the conductance of a wall very near a centre.
     """
     h = grid.voxel_size_m
     z, y, x = grid.mesh_m()
@@ -115,5 +116,5 @@ def wall_correction(grid: Grid, vessels, fixed: np.ndarray) -> np.ndarray:
                 good = ok & (s > 0) & (s <= 1 + 1e-12)
                 theta = np.where(good, np.minimum(theta, s), theta)
             theta = np.where(np.isfinite(theta), np.minimum(theta, 1.0), 1.0)
-            out[idx] += 1.0 / np.maximum(theta, THETA_MIN) - 1.0
+            out[idx] += 1.0 / np.maximum(theta, theta_min) - 1.0
     return out

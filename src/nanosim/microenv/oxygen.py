@@ -822,19 +822,10 @@ STEADY_THETA_MIN = 1e-3
 
 
 def steady_wall_factor(grid: Grid, vessels, fixed, theta_min: float = STEADY_THETA_MIN) -> np.ndarray:
-    """:func:`nanosim.geometry.wall_correction` with the cap ``theta_min`` instead of ``THETA_MIN``.
+    """:func:`nanosim.geometry.wall_correction` with the cap ``theta_min`` instead of ``THETA_MIN``."""
+    from ..geometry import wall_correction
 
-    The geometry function reads its module constant at call time; it is swapped for the call and
-    restored (not thread-safe; a ``theta_min`` argument there would remove the need).
-    """
-    from ..geometry import vessels as geometry_vessels
-
-    saved = geometry_vessels.THETA_MIN
-    geometry_vessels.THETA_MIN = float(theta_min)
-    try:
-        return geometry_vessels.wall_correction(grid, list(vessels), fixed)
-    finally:
-        geometry_vessels.THETA_MIN = saved
+    return wall_correction(grid, list(vessels), fixed, theta_min=float(theta_min))
 
 
 # ------------------------------------------------------------------------------------------------
