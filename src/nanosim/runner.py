@@ -56,13 +56,6 @@ def checkpoint_path(output: Path) -> Path:
     return output.with_name(output.name + ".ckpt")
 
 
-def choose_dt(scenario, model) -> tuple[float, float]:
-    """(outer step dt, output interval), dt aligned so output times are hit exactly (the step of
-    the run's last phase, see :func:`choose_phases`)."""
-    phases, every = choose_phases(scenario, model)
-    return phases[-1][1], every
-
-
 def choose_phases(scenario, model) -> tuple[list[tuple[float, float]], float]:
     """(``[(end_s, dt_s), ...]``, output interval): each phase's step the largest divisor of the output
     interval within the model's limit for that phase (:meth:`Model.dt_phases`)."""

@@ -630,18 +630,12 @@ class ContinuumCarrierModel:
         self._internalise_bound(dt, cb, ci, led)
         return out[2]
 
-    def _substeps(self, dt) -> int:
-        n = self.op.substeps(dt)
-        while self.op.substeps(dt / n) > 1:
-            n += 1
-        return n
-
     def step(self, dt: float) -> None:
         """Advance all pools by ``dt`` (s); explicit steps are split inside the stability limit."""
         dt = float(dt)
         if not (dt > 0 and math.isfinite(dt)):
             raise ValueError(f"dt must be a positive, finite time step in s, got {dt!r}")
-        n = self._substeps(dt)
+        n = self.op.single_substeps(dt)
         sub = dt / n
         for j in range(n):
             t_end = self.time_s + (j + 1) * sub

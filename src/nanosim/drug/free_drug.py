@@ -38,10 +38,15 @@ share of it taken up into the cells, efflux back out of them and elimination ins
 _UPTAKE, _EFFLUX, _IC_ELIM = 6, 7, 8
 
 
+def _regions(drug):
+    """The drug's region specs (normal, tumour, necrotic): tumour defaults to normal, necrotic to tumour."""
+    tumour = drug.tumour or drug.normal
+    return drug.normal, tumour, drug.necrotic or tumour
+
+
 def region_tables(drug):
     """Per-region float64 tables (normal, tumour, necrotic) from the scenario's drug spec."""
-    regs = [drug.normal, drug.tumour or drug.normal, None]
-    regs[2] = drug.necrotic or regs[1]
+    regs = _regions(drug)
     d = [r.diffusivity_m2_per_s for r in regs]
     k = [r.uptake_rate_per_s + drug.decay_rate_per_s for r in regs]
     kon = [r.binding_on_rate_per_s for r in regs]
@@ -52,8 +57,7 @@ def region_tables(drug):
 def cell_tables(drug):
     """Per-region float64 tables (normal, tumour, necrotic) of uptake, efflux and intracellular
     elimination rates (1/s)."""
-    regs = [drug.normal, drug.tumour or drug.normal, None]
-    regs[2] = drug.necrotic or regs[1]
+    regs = _regions(drug)
     return ([r.uptake_rate_per_s for r in regs], [r.efflux_rate_per_s for r in regs],
             [r.intracellular_elimination_rate_per_s for r in regs])
 
@@ -133,9 +137,7 @@ class FreeDrugModel:
         """The operator one (sub-)step at a time, booking each one's uptake into the cells, then
         efflux and elimination inside the cells exactly over ``dt`` (module docstring)."""
         op, vol = self.op, self.grid.voxel_volume_m3
-        n = op.substeps(dt)
-        while op.substeps(dt / n) > 1:
-            n += 1
+        n = op.single_substeps(dt)
         sub = dt / n
         explicit = op.scheme == "explicit"
         if self._gain_cache[0] != sub:  # k_uptake·Δt per voxel at the field precision, and a buffer

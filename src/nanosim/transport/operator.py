@@ -168,6 +168,14 @@ class TransportOperator:
         lim = EXPLICIT_SAFETY * self.explicit_dt_limit()
         return max(1, math.ceil(dt / lim - 1e-12))
 
+    def single_substeps(self, dt: float) -> int:
+        """The number ``n`` of pieces ``dt/n`` that the operator steps in one sub-step each (a caller
+        that acts between sub-steps calls :meth:`step` ``n`` times)."""
+        n = self.substeps(dt)
+        while self.substeps(dt / n) > 1:
+            n += 1
+        return n
+
     def step(self, dt: float, cp: float) -> np.ndarray:
         """Advance ``c`` and ``cb`` by ``dt`` (s) with plasma concentration ``cp`` (mol/m³).
 
