@@ -262,18 +262,61 @@ def test_cupy_backend_path_matches_numba_in_the_simulator():
     assert res.stdout.count(" ok") == 6, res.stdout
 
 
-@pytest.mark.gpu
-def test_cupy_backend_matches_numba():
-    rng = np.random.default_rng(9)
-    grid = Grid((50, 45, 40), 4e-6)
-    net = random_network(200, 200e-6, rng)
-    a = voxelise(net, grid, backend="cupy")
-    b = voxelise(net, grid, backend="numba")
+def _gpu_case(backend, far_field_network=False):
+    """Voxelise a random network with ``backend``; with ``far_field_network`` the network of
+    test_far_field_distance_on_a_random_network (inside the grid), with its exact distances."""
+    if far_field_network:
+        rng, grid = np.random.default_rng(2), Grid((40, 40, 40), 4e-6)
+        net = random_network(60, 160e-6, rng)
+        exact = voxelise(net, grid, backend="numba", search_radius_m=1e-3)
+    else:
+        rng, grid = np.random.default_rng(9), Grid((50, 45, 40), 4e-6)
+        net = random_network(200, 200e-6, rng)
+        exact = None
+    return voxelise(net, grid, backend=backend), exact, grid.voxel_size_m
+
+
+def _check_gpu_voxelisation(a, b, exact, h):
+    """``a`` (device) against ``b`` (numba), and with ``exact`` (every voxel in the near field)
+    the far-field guarantees; returns the share of far-field voxels whose distances differ by more
+    than round-off."""
     np.testing.assert_array_equal(a.nearest_segment, b.nearest_segment)
     np.testing.assert_allclose(a.volume_fraction, b.volume_fraction, atol=1e-15)
-    # device FMA contraction: a few ulp of the distance
-    np.testing.assert_allclose(a.distance_to_wall_m, b.distance_to_wall_m, rtol=1e-12, atol=1e-18)
     np.testing.assert_allclose(a.surface_per_volume_per_m, b.surface_per_volume_per_m, rtol=1e-10, atol=1e-6)
+    near = a.nearest_segment >= 0
+    # near field: the same exact formula, device FMA contraction: a few ulp of the distance
+    np.testing.assert_allclose(a.distance_to_wall_m[near], b.distance_to_wall_m[near], rtol=1e-12, atol=1e-18)
+    # far field: scipy's and cupyx's distance transforms break ties between equidistant seeds
+    # differently, so the candidate vessels (and the estimate) may differ where seeds tie; each
+    # backend's estimate must keep the far-field guarantees of the CPU test (upper bound, error
+    # below h, 99.9th percentile below h/4)
+    if exact is not None:
+        for maps in (a, b):
+            err = (maps.distance_to_wall_m - exact.distance_to_wall_m)[~near]
+            assert err.min() >= -1e-18 and err.max() <= h
+            assert np.percentile(err, 99.9) <= 0.25 * h
+    same = np.isclose(a.distance_to_wall_m, b.distance_to_wall_m, rtol=1e-12, atol=1e-18)
+    return (~same[~near]).mean()
+
+
+@pytest.mark.parametrize("far_field_network", [False, True])
+def test_gpu_voxelisation_check_holds_on_the_cpu(far_field_network):
+    # the device test's check, with numba in both places, must pass (and see no difference)
+    b, exact, h = _gpu_case("numba", far_field_network)
+    assert (b.nearest_segment < 0).mean() > 0.1
+    assert _check_gpu_voxelisation(b, b, exact, h) == 0
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("far_field_network", [False, True])
+def test_cupy_backend_matches_numba(far_field_network):
+    a, exact, h = _gpu_case("cupy", far_field_network)
+    b, _, _ = _gpu_case("numba", far_field_network)
+    # measured on an H200 (2026-11-27): first network 28 far-field voxels of 43 026 differ beyond
+    # round-off (seed ties); far-field error against the exact distance on the second network:
+    # cupy max 0.75 h, 99.9th percentile 0.134 h (numba 0.82 h, 0.138 h); near field within
+    # 5.4e-13 relative
+    assert _check_gpu_voxelisation(a, b, exact, h) < 0.01
 
 
 # --------------------------------------------------------------------------------------------

@@ -84,9 +84,38 @@ def _cupy_probe():
         ) from None
     if n < 1:
         raise BackendUnavailable("cupy backend unavailable: no CUDA device found. Use --backend numba.")
+    _numba_cuda_probe()
     props = cp.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
     return cp, f"GPU 0: {name}"
+
+
+def _numba_cuda_probe():
+    """Raise BackendUnavailable unless numba-cuda can compile kernels with this NumPy.
+
+    The device kernels are compiled by numba-cuda, whose typing registries load on the first
+    compilation; a mismatch there (numba-cuda 0.30 with NumPy 2.5, which removed ``np.row_stack``)
+    would otherwise surface as a traceback in the middle of a run.
+    """
+    try:
+        importlib.import_module("numba.cuda")
+        importlib.import_module("numba.cuda.cudaimpl")  # the compiler's typing and lowering tables
+    except Exception as exc:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("numba-cuda")
+        except metadata.PackageNotFoundError:
+            version = None
+        if version is None:
+            fix = "install numba-cuda (the cuda12 or cuda13 extra: `pip install 'nanosim[cuda12]'`)"
+        else:
+            fix = (f"numba-cuda {version} does not work with NumPy {np.__version__}; install a "
+                   "NumPy it supports (`pip install 'numpy<2.5'`, as the cuda12/cuda13 extras pin)")
+        raise BackendUnavailable(
+            f"cupy backend unavailable: the CUDA kernel compiler cannot load "
+            f"({exc.__class__.__name__}: {exc}); {fix}, or use --backend numba."
+        ) from None
 
 
 @functools.cache
