@@ -225,75 +225,132 @@ def _x_ghost_hi(row, x, nx, kind, v, two):
     return row[x]
 
 
+@numba.njit(inline="always", **NJIT_OPTIONS)
+def _uniform_row(row, rym, ryp, rzm, rzp, out, nx, bulk, a1, b1, g1, a2, b2, g2, a3, b3, g3, a4, b4, g4,
+                 alpha, beta, kind_x, v_x, two):
+    """One row of the uniform step: ``out`` from ``row`` and its four neighbour rows (y∓1, z∓1).
+
+    ``(a, b, g)`` are the y/z ghost coefficients of :func:`_row_neighbours`; ``bulk`` says that no
+    y/z wall touches the row, so the plain 7-point stencil applies.
+    """
+    if nx == 1:
+        cc = row[0]
+        s6 = (_x_ghost_lo(row, 0, nx, kind_x, v_x, two) + _x_ghost_hi(row, 0, nx, kind_x, v_x, two)
+              + (a1 * rym[0] + b1 * cc + g1) + (a2 * ryp[0] + b2 * cc + g2)
+              + (a3 * rzm[0] + b3 * cc + g3) + (a4 * rzp[0] + b4 * cc + g4))
+        out[0] = _uniform_update(cc, s6, alpha, beta)
+        return
+    # x = 0 and x = nx-1 with the wall rule; the interior loop is branch-free (SIMD)
+    for x in (0, nx - 1):
+        cc = row[x]
+        xm = _x_ghost_lo(row, x, nx, kind_x, v_x, two)
+        xp = _x_ghost_hi(row, x, nx, kind_x, v_x, two)
+        s6 = (xm + xp + (a1 * rym[x] + b1 * cc + g1) + (a2 * ryp[x] + b2 * cc + g2)
+              + (a3 * rzm[x] + b3 * cc + g3) + (a4 * rzp[x] + b4 * cc + g4))
+        out[x] = _uniform_update(cc, s6, alpha, beta)
+    if bulk:
+        # plain 7-point stencil: the bulk of the grid
+        for x in range(1, nx - 1):
+            s6 = row[x - 1] + row[x + 1] + rym[x] + ryp[x] + rzm[x] + rzp[x]
+            out[x] = _uniform_update(row[x], s6, alpha, beta)
+    else:
+        for x in range(1, nx - 1):
+            cc = row[x]
+            s6 = (row[x - 1] + row[x + 1] + (a1 * rym[x] + b1 * cc + g1)
+                  + (a2 * ryp[x] + b2 * cc + g2) + (a3 * rzm[x] + b3 * cc + g3)
+                  + (a4 * rzp[x] + b4 * cc + g4))
+            out[x] = _uniform_update(cc, s6, alpha, beta)
+
+
+@numba.njit(inline="always", **NJIT_OPTIONS)
+def _uniform_plane(src, p, dst, ny, nx, nz, coef, bc_kind, bc_value, ylo, yhi, yco, zco, two, sums, mode):
+    """Plane ``p`` of one uniform step from the planes ``src = (plane p, plane below, plane
+    above)`` into ``dst`` (ny, nx). Row sums in float64, each right after its row (still in
+    cache): ``mode`` 1 puts Σ out in ``sums[0, y]`` and Σ in in ``sums[1, y]``, 2 only Σ out, 0
+    none."""
+    a3 = zco[p, 0]
+    b3 = zco[p, 1]
+    g3 = zco[p, 2]
+    a4 = zco[p, 3]
+    b4 = zco[p, 4]
+    g4 = zco[p, 5]
+    interior_z = 0 < p < nz - 1
+    here = src[0]
+    for y in range(ny):
+        _uniform_row(here[y], here[ylo[y]], here[yhi[y]], src[1][y], src[2][y], dst[y], nx,
+                     interior_z and 0 < y < ny - 1, yco[y, 0], yco[y, 1], yco[y, 2], yco[y, 3], yco[y, 4],
+                     yco[y, 5], a3, b3, g3, a4, b4, g4, coef[0], coef[2], bc_kind[0], bc_value[0], two)
+        if mode == 1:
+            sums[0, y], sums[1, y] = _row_sums(dst[y], here[y])
+        elif mode == 2:
+            sums[0, y] = _row_sum(dst[y])
+
+
 @numba.njit(parallel=True, **NJIT_OPTIONS)
 def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial):
     # coef = [α = D dt/h², k dt, β = 1 − 6α − k dt] in the field dtype (float32 stays float32)
     nz, ny, nx = c.shape
-    alpha = coef[0]
     kdt = coef[1]
-    beta = coef[2]
     two = coef[0] * 0 + 2
     for z in prange(nz):
-        zl = zlo[z]
-        zh = zhi[z]
+        sums = np.empty((2, ny))
+        _uniform_plane((c[z], c[zlo[z]], c[zhi[z]]), z, c_out[z], ny, nx, nz, coef, bc_kind, bc_value,
+                       ylo, yhi, yco, zco, two, sums, 1)
         l_loss = 0.0
         l_tot = 0.0
-        interior_z = 0 < z < nz - 1
         for y in range(ny):
-            yl = ylo[y]
-            yh = yhi[y]
-            a1 = yco[y, 0]
-            b1 = yco[y, 1]
-            g1 = yco[y, 2]
-            a2 = yco[y, 3]
-            b2 = yco[y, 4]
-            g2 = yco[y, 5]
-            a3 = zco[z, 0]
-            b3 = zco[z, 1]
-            g3 = zco[z, 2]
-            a4 = zco[z, 3]
-            b4 = zco[z, 4]
-            g4 = zco[z, 5]
-            row = c[z, y]
-            rym = c[z, yl]
-            ryp = c[z, yh]
-            rzm = c[zl, y]
-            rzp = c[zh, y]
-            out = c_out[z, y]
-            if nx == 1:
-                xm0 = _x_ghost_lo(row, 0, nx, bc_kind[0], bc_value[0], two)
-                xp0 = _x_ghost_hi(row, 0, nx, bc_kind[0], bc_value[0], two)
-                cc = row[0]
-                s6 = (xm0 + xp0 + (a1 * rym[0] + b1 * cc + g1) + (a2 * ryp[0] + b2 * cc + g2)
-                      + (a3 * rzm[0] + b3 * cc + g3) + (a4 * rzp[0] + b4 * cc + g4))
-                out[0] = _uniform_update(cc, s6, alpha, beta)
-            else:
-                # x = 0 and x = nx-1 with the wall rule; the interior loop is branch-free (SIMD)
-                for x in (0, nx - 1):
-                    cc = row[x]
-                    xm = _x_ghost_lo(row, x, nx, bc_kind[0], bc_value[0], two)
-                    xp = _x_ghost_hi(row, x, nx, bc_kind[0], bc_value[0], two)
-                    s6 = (xm + xp + (a1 * rym[x] + b1 * cc + g1) + (a2 * ryp[x] + b2 * cc + g2)
-                          + (a3 * rzm[x] + b3 * cc + g3) + (a4 * rzp[x] + b4 * cc + g4))
-                    out[x] = _uniform_update(cc, s6, alpha, beta)
-                if interior_z and 0 < y < ny - 1:
-                    # plain 7-point stencil: the bulk of the grid
-                    for x in range(1, nx - 1):
-                        s6 = row[x - 1] + row[x + 1] + rym[x] + ryp[x] + rzm[x] + rzp[x]
-                        out[x] = _uniform_update(row[x], s6, alpha, beta)
-                else:
-                    for x in range(1, nx - 1):
-                        cc = row[x]
-                        s6 = (row[x - 1] + row[x + 1] + (a1 * rym[x] + b1 * cc + g1)
-                              + (a2 * ryp[x] + b2 * cc + g2) + (a3 * rzm[x] + b3 * cc + g3)
-                              + (a4 * rzp[x] + b4 * cc + g4))
-                        out[x] = _uniform_update(cc, s6, alpha, beta)
-            # reductions in their own (vectorised) pass over rows that are still in cache
-            s_out, s_row = _row_sums(out, row)
-            l_tot += s_out
-            l_loss += kdt * s_row
+            l_tot += sums[0, y]
+            l_loss += kdt * sums[1, y]
         partial[z, 2] = l_loss
         partial[z, 5] = l_tot
+
+
+@numba.njit(parallel=True, **NJIT_OPTIONS)
+def _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial, chunks):
+    """Two uniform steps in one pass over memory (temporal blocking, a wavefront in z).
+
+    Each of ``chunks`` z-ranges keeps the first step's planes in a ring of three and writes the
+    second step's plane ``q`` as soon as the first step's planes ``zlo[q], q, zhi[q]`` exist; a
+    chunk recomputes the first step on the planes beside it (its halo). Every value and every
+    ledger sum is formed as in two calls of :func:`_uniform_kernel` (bitwise the same results).
+    ``partial[z, 2], partial[z, 5]``: loss and total of the first step; ``[z, 3], [z, 4]``: of the
+    second. z must not be periodic (the ring holds neighbours only).
+    """
+    nz, ny, nx = c.shape
+    kdt = coef[1]
+    two = coef[0] * 0 + 2
+    for ch in prange(chunks):
+        z0 = ch * nz // chunks
+        z1 = (ch + 1) * nz // chunks
+        ring = np.empty((3, ny, nx), c.dtype)
+        ring_sum = np.empty((3, 2, ny))  # row sums of the first step (Σ out: the second's loss)
+        out_sum = np.empty((2, ny))
+        for p in range(max(z0 - 1, 0), min(z1 + 1, nz)):
+            _uniform_plane((c[p], c[zlo[p]], c[zhi[p]]), p, ring[p % 3], ny, nx, nz, coef, bc_kind,
+                           bc_value, ylo, yhi, yco, zco, two, ring_sum[p % 3], 1)
+            if z0 <= p < z1:
+                l_loss = 0.0
+                l_tot = 0.0
+                for y in range(ny):
+                    l_tot += ring_sum[p % 3, 0, y]
+                    l_loss += kdt * ring_sum[p % 3, 1, y]
+                partial[p, 2] = l_loss
+                partial[p, 5] = l_tot
+            # the second step on the chunk's planes whose first-step neighbours are now complete
+            for q in (p - 1, p):
+                zl = zlo[q]
+                zh = zhi[q]
+                if q < z0 or q >= z1 or max(zl, max(q, zh)) != p:
+                    continue
+                _uniform_plane((ring[q % 3], ring[zl % 3], ring[zh % 3]), q, c_out[q], ny, nx, nz, coef,
+                               bc_kind, bc_value, ylo, yhi, yco, zco, two, out_sum, 2)
+                l_loss = 0.0
+                l_tot = 0.0
+                for y in range(ny):
+                    l_tot += out_sum[0, y]
+                    l_loss += kdt * ring_sum[q % 3, 0, y]
+                partial[q, 3] = l_loss
+                partial[q, 4] = l_tot
 
 
 @numba.njit(**NJIT_OPTIONS)
@@ -337,6 +394,42 @@ def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, 
     _uniform_kernel(c, c_out, coef, bc_kind, bc_value.astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco, partial)
     ledger[transport.LEDGER_LOSS] += partial[:, 2].sum()
     ledger[transport.LEDGER_TOTAL] += partial[:, 5].sum()
+
+
+def pair_supported(bc_kind) -> bool:
+    """Whether :func:`numba_uniform_pair_step` applies: no fixed-value wall (its inflow needs each
+    step's wall values) and no periodic z (the pair's ring holds z-neighbours only)."""
+    kinds = [int(k) for k in bc_kind]
+    return 2 not in kinds and kinds[2] != 1
+
+
+def numba_uniform_pair_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger_a, ledger_b,
+                            partial=None):
+    """Two explicit uniform steps of ``dt`` in one pass over memory: ``c_out`` and the two ledgers
+    are bitwise those of :func:`numba_uniform_step` called twice (``c → tmp → c_out``).
+
+    The field is read once and written once for two voxel-updates (4·itemsize bytes of traffic
+    per pair instead of 8·itemsize with two calls, counting write-allocate); the first step's
+    planes live in a per-thread ring of three. Needs :func:`pair_supported` walls.
+    """
+    if not pair_supported(bc_kind):
+        raise ValueError("the pair step needs no fixed-value walls and a non-periodic z axis "
+                         "(use numba_uniform_step)")
+    nz, ny, _ = c.shape
+    if partial is None or partial.shape[0] != nz:
+        partial = np.zeros((nz, LEDGER_SIZE))
+    alpha = d_m2_per_s * dt / h**2
+    coef = np.array([alpha, k_per_s * dt, 1.0 - 6.0 * alpha - k_per_s * dt], dtype=c.dtype)
+    ylo, yhi, yco = _row_neighbours(ny, int(bc_kind[1]), float(bc_value[1]), c.dtype)
+    zlo, zhi, zco = _row_neighbours(nz, int(bc_kind[2]), float(bc_value[2]), c.dtype)
+    # a chunk per thread, at least 8 planes each (each chunk recomputes two halo planes)
+    chunks = max(1, min(numba.get_num_threads(), nz // 8))
+    _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value.astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco,
+                         partial, chunks)
+    ledger_a[transport.LEDGER_LOSS] += partial[:, 2].sum()
+    ledger_a[transport.LEDGER_TOTAL] += partial[:, 5].sum()
+    ledger_b[transport.LEDGER_LOSS] += partial[:, 3].sum()
+    ledger_b[transport.LEDGER_TOTAL] += partial[:, 4].sum()
 
 
 # ----------------------------------------------------------------------------------------------

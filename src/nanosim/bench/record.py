@@ -181,20 +181,27 @@ class BenchContext:
         wa = rec.extra.get("write_allocate_bytes_per_update")
         if wa:
             rec.extra["roof_fraction_with_write_allocate"] = rec.value * (per + wa) / roof
+        single = rec.extra.get("single_step_bytes_per_update")
+        if single:
+            # a fused kernel's rate against what one step per pass would have to move for it
+            rec.extra["single_step_roof_fraction"] = rec.value * single / roof
 
     def apply_roofs(self) -> None:
         """Recompute every record's roof fraction with the final roofs."""
         for rec in self.records:
             self.apply_roof(rec)
 
-    def cases(self, name, case_fn, shapes=None, dtypes=None):
+    def cases(self, name, case_fn, shapes=None, dtypes=None, backends=None):
         """Yield the record of ``case_fn(ctx, backend, dtype, shape)`` for every combination.
 
-        ``shapes`` and ``dtypes`` default to the context's. A case that raises is reported through
+        ``shapes`` and ``dtypes`` default to the context's, ``backends`` (names) to all of the
+        context's. A case that raises is reported through
         :attr:`warn` with the reason and left out, so that one broken or missing kernel does not
         hide the others.
         """
         for be in self.backends.values():
+            if backends is not None and be.name not in backends:
+                continue
             for dtype in dtypes or self.dtypes:
                 for shape in shapes or self.shapes:
                     label = f"{name} {be.name} {np.dtype(dtype).name} {'x'.join(map(str, shape))}"

@@ -32,6 +32,8 @@ class Goal:
 GOALS = (
     Goal("explicit_uniform", "numba", "float32", (256, 256, 256), "roof_fraction", 0.60,
          ">= 60% of roof"),
+    Goal("explicit_uniform_pair", "numba", "float32", (256, 256, 256), "single_step_roof_fraction", 0.60,
+         ">= 60% of roof as single steps"),
     Goal("explicit_uniform_speedup", "numba", "float32", (256, 256, 256), "value", 15.0,
          ">= 15x numpy"),
     Goal("implicit", "numba", "float64", (128, 128, 128), "value", 1e8, ">= 1e8 /s"),

@@ -9,6 +9,11 @@ masks are uint8; each array is counted once per pass, neighbours are assumed to 
 
 ``explicit_uniform`` — the uniform fast path (one diffusivity, one loss rate, 7-point stencil)
     read ``c`` + write ``c_out``: ``2s`` bytes.
+``explicit_uniform_pair`` — two uniform steps in one pass (numba; temporal blocking, the path
+    the model takes for two or more sub-steps): read ``c`` + write ``c_out`` once per two
+    updates, ``s`` bytes per update. Its ``single_step_roof_fraction`` counts ``2s`` (what one
+    step per pass must move for the same updates): the rate as a fraction of what the roof
+    allows single steps.
 ``explicit_general`` — regions, binding, wall exchange and fixed (vessel) voxels
     read ``c``, ``cb``, ``ps``, ``region``, ``fixed``; write ``c_out``, ``cb_out``: ``5s + 2``.
 ``implicit`` — LOD backward Euler, uniform diffusivity (the precomputed-factorisation path)
@@ -60,6 +65,7 @@ BC_KIND = (0, 0, 0)
 #: ``itemsize`` bytes per update with ordinary stores).
 BYTES = {
     "explicit_uniform": (lambda s: 2 * s, "read c, write c_out", 1),
+    "explicit_uniform_pair": (lambda s: s, "read c, write c_out, once per two steps", 1),
     "explicit_general": (lambda s: 5 * s + 2,
                          "read c, cb, ps, region (u8), fixed (u8); write c_out, cb_out", 2),
     "implicit": (lambda s: 10 * s + 1,
@@ -157,6 +163,27 @@ def _explicit_uniform_case(ctx, be, dtype, shape):
                           path="uniform fast path, 7-point stencil, no-flux walls")
 
 
+def _explicit_pair_case(ctx, be, dtype, shape):
+    bufs = [_field(be, shape, dtype), be.zeros(shape, dtype)]
+    bc_kind, bc_value = np.array(BC_KIND, np.int64), np.zeros(3)
+    ledgers = (_ledger(be), _ledger(be))
+    partial = np.zeros((shape[0], LEDGER_SIZE))
+
+    def pair():
+        explicit.numba_uniform_pair_step(bufs[0], bufs[1], D_M2_PER_S, K_PER_S, bc_kind, bc_value, H_M,
+                                         DT_EXPLICIT_S, *ledgers, partial=partial)
+        bufs.reverse()
+
+    per, model, fresh = BYTES["explicit_uniform_pair"]
+    s = np.dtype(dtype).itemsize
+    timing = ctx.time(pair, be)
+    # two voxel-updates per voxel and call
+    return ctx.throughput("explicit_uniform_pair", be, dtype, shape, timing, items=2 * int(np.prod(shape)),
+                          unit="voxel-updates/s", bytes_per_item=per(s), write_allocate_bytes=fresh * s / 2,
+                          bytes_model=model, single_step_bytes_per_update=BYTES["explicit_uniform"][0](s),
+                          path="two uniform steps per pass (z wavefront, ring of three planes), no-flux walls")
+
+
 def _step_args(be, dtype, region, tables, dt, ps=None, fixed=None, small_on_host=False):
     """The kernels' arguments from ``region`` to ``dt`` on the backend (no source, no flow).
 
@@ -226,6 +253,12 @@ def _implicit_general_case(ctx, be, dtype, shape):
 def explicit_uniform(ctx):
     """Explicit 7-point step, uniform fast path, every grid size."""
     yield from ctx.cases("explicit_uniform", _explicit_uniform_case)
+
+
+@benchmark("explicit_uniform_pair")
+def explicit_uniform_pair(ctx):
+    """Two explicit uniform steps per pass over memory (numba), every grid size."""
+    yield from ctx.cases("explicit_uniform_pair", _explicit_pair_case, backends=("numba",))
 
 
 @benchmark("explicit_general")

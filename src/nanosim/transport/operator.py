@@ -36,6 +36,11 @@ BC_CODES = {"no_flux": 0, "periodic": 1, "fixed": 2}
 
 #: Fraction of the forward-Euler stability limit used by the explicit scheme.
 EXPLICIT_SAFETY = 0.9
+#: Fields of at least this many bytes take two explicit uniform sub-steps per pass over memory
+#: (numba). Below it the field stays in the caches and the single step is as fast or faster
+#: (2-core EPYC, 32 MiB L3: 128³ float32 3.5 G/s single against 3.1–3.4 G/s paired; 256³ float32
+#: 2.4–2.5 against 3.2–3.3).
+PAIR_MIN_BYTES = 32 * 2**20
 
 
 class TransportOperator:
@@ -111,6 +116,7 @@ class TransportOperator:
         self._k_max = float(np.max(k + kon + koff)) + self._ps_max
         self._d_max = float(d.max())
         self._ledger = np.zeros(LEDGER_SIZE)
+        self._pair_fn = None
         self._setup_backend()
 
     # ------------------------------------------------------------------------------------------
@@ -131,6 +137,10 @@ class TransportOperator:
                 self._uniform_fn = _explicit.numba_uniform_step
                 self._partial = np.zeros((shape[0] * shape[1], LEDGER_SIZE))
                 self._partial_z = np.zeros((shape[0], LEDGER_SIZE))
+                big = np.dtype(self.dtype).itemsize * math.prod(shape) >= PAIR_MIN_BYTES
+                if self.uniform and big and _explicit.pair_supported(self._bc_kind_host):
+                    # two sub-steps per pass over memory, bitwise the same as two single steps
+                    self._pair_fn = _explicit.numba_uniform_pair_step
             else:
                 self._general = _explicit.numpy_explicit_step
                 self._uniform_fn = _explicit.numpy_uniform_step
@@ -198,9 +208,15 @@ class TransportOperator:
                     self._explicit_once(sub, cp, dev, on_device=True)
                 led[:] = self.backend.to_host(dev)
             else:
-                for _ in range(n):
+                done = 0
+                while done < n:
                     led[5] = 0.0  # only the last total counts
-                    self._explicit_once(sub, cp, led)
+                    if self._pair_fn is not None and n - done >= 2:
+                        self._explicit_pair(sub, led)
+                        done += 2
+                    else:
+                        self._explicit_once(sub, cp, led)
+                        done += 1
         else:
             # the implicit step takes its small tables, walls and ledger on the host on every backend
             d, k, kon, koff = self._tables_host
@@ -246,6 +262,19 @@ class TransportOperator:
             fn(step_led)
         led[:5] += step_led[:5]
         led[5] = step_led[5]
+
+    def _explicit_pair(self, dt, led):
+        """Two uniform sub-steps in one call; ``led`` gets each step's entries in turn, exactly as
+        two calls of :meth:`_explicit_once` would add them."""
+        d, k = self._uniform_dk
+        led_a = np.zeros(LEDGER_SIZE)
+        led_b = np.zeros(LEDGER_SIZE)
+        self._pair_fn(self.c, self.c_out, d, k, self._bc_kind_host, self._bc_value_host,
+                      self.grid.voxel_size_m, dt, led_a, led_b, partial=self._partial_z)
+        for step_led in (led_a, led_b):
+            led[:5] += step_led[:5]
+            led[5] = step_led[5]
+        self.c, self.c_out = self.c_out, self.c
 
     def _explicit_once(self, dt, cp, led, on_device=False):
         h = self.grid.voxel_size_m
