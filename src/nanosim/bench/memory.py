@@ -106,6 +106,11 @@ def _set_roofs(ctx, found):
         recs = [r for k, r in found if k == key]
         best = max(recs, key=lambda r: r.value)
         ctx.roofs[key] = best.value * 1e9
+        # the plain copy of the device's compiled backend (numba on the CPU): the "copy
+        # bandwidth" that kernels are also compared with (copy_fraction)
+        copies = [r for r in recs if r.name == "memory_copy" and r.backend != "numpy"]
+        if copies:
+            ctx.copy_bandwidth[key] = max(r.value for r in copies) * 1e9
         for rec in recs:
             rec.roof_fraction = rec.value / best.value
             rec.extra["roof"] = rec is best

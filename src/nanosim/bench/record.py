@@ -126,6 +126,9 @@ class BenchContext:
     roofs : dict of str to float
         Memory-bandwidth roof (bytes/s) of each memory (:func:`roof_key`), set by the bandwidth
         benchmark; roof fractions are computed again (:meth:`apply_roofs`) once it is final.
+    copy_bandwidth : dict of str to float
+        The plain copy's bandwidth (bytes/s) of each memory (the compiled backend's copy), for
+        ``copy_fraction``.
     records : list of Record
         Records yielded so far, in order.
     warn : callable
@@ -139,6 +142,7 @@ class BenchContext:
     min_time_s: float
     min_repeats: int
     roofs: dict = field(default_factory=dict)
+    copy_bandwidth: dict = field(default_factory=dict)
     records: list = field(default_factory=list)
     warn: object = _warn
 
@@ -185,6 +189,11 @@ class BenchContext:
         if single:
             # a fused kernel's rate against what one step per pass would have to move for it
             rec.extra["single_step_roof_fraction"] = rec.value * single / roof
+        copy = self.copy_bandwidth.get(roof_key(rec.backend))
+        if copy:
+            # against the plain copy alone (the roof is the fastest of copy, scale and triad)
+            rec.extra["copy_GBps"] = copy / 1e9
+            rec.extra["copy_fraction"] = rec.value * (single or per) / copy
 
     def apply_roofs(self) -> None:
         """Recompute every record's roof fraction with the final roofs."""
