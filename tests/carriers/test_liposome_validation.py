@@ -30,6 +30,25 @@ times its median. The parameters that set it, measured on this scenario:
 - % ID is depth-resolved (each layer of the box's tumour stands for the whole tumour's layer at
   the same depth, the unsampled necrotic core holds none; nanosim.geometry.tissue.
   whole_tumour_weights); plain volume scaling gave 19.5 where depth-resolved gave 14.4.
+What moves it (one scenario run each, 24 h, `--set` on this scenario, 2026-11-27):
+
+  change                                                              tumour %ID
+  none (defaults)                                                          2.83
+  tumour pore area −27 % (P of 90 nm particles 1.1e-10 m/s, Dogra's low end) 2.81
+  blood half-life 20 h instead of 24 h (mice 20–30 h)                      2.79
+  tumour binding and internalisation 1e-3 1/s (placeholder range's top)    3.58
+  tumour binding and internalisation 1e-5 1/s (its bottom)                 1.67
+  the three low ends together                                              1.52
+  tumour filtration share 0.09 (half the two-pore bound 1 − σ_T)           1.76
+  tumour filtration share 0 (no convective entry)                          0.82
+
+The dose is set by convective entry through the tumour's large pores and by how fast the
+carriers that entered are bound or internalised (free ones drain back); the diffusive wall
+permeability and the blood half-life barely matter. Both leading parameters are bounds or
+placeholders (the share is at most 1 − σ_T; the rates are PHYSICS.md §5's placeholder range,
+"fitted per formulation"): a measured large-pore share of tumour-wall filtration, or measured
+association rates of PEG liposomes with tumour cells, would settle it. Fitting either to this
+published range would make the test circular, so neither is changed.
 The test is kept, strict: it will report when the model comes into the published range.
 """
 
