@@ -43,7 +43,7 @@ run_scenario() {  # name backend limit_s
     timeout "$3" $py -m nanosim run "scenarios/$1.toml" -o "/tmp/$1-$2.vtkhdf" --backend "$2" \
         --json --quiet > "$out/scenario-$1-$2.json"
     echo "$1 $2: exit $?"
-    $py -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: d.get(k) for k in d if 'wall' in k or k in ('ok', 'steps', 'message')})" \
+    $py -c "import json,sys; d=json.load(open(sys.argv[1])); print({k: d.get(k) for k in d if 'time' in k or 'first' in k or k in ('ok', 'steps', 'message')})" \
         "$out/scenario-$1-$2.json" 2>/dev/null
     rm -f "/tmp/$1-$2.vtkhdf" "/tmp/$1-$2.vtkhdf.ckpt"
 }

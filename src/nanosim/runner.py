@@ -9,6 +9,7 @@ import json
 
 import math
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,10 @@ class RunInfo:
     final_metrics: dict
     #: ``[{"until_s", "dt_s", "steps"}, ...]`` when the step changes during the run (else empty)
     dt_phases: list = field(default_factory=list)
+    #: wall time (s) of building the model (geometry, vessels, flow and pressure solves, carriers)
+    setup_time_s: float = 0.0
+    #: wall time (s) of the first step (the kernels' compilation included), part of wall_time_s
+    first_step_s: float | None = None
 
 
 def checkpoint_path(output: Path) -> Path:
@@ -101,7 +106,9 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
     if not resume and not overwrite and output.exists():  # before the (possibly long) model build
         raise FileExistsError(f"results file {output} already exists; use --overwrite or -o another path")
     dtype = be.default_dtype(scenario.precision)
+    tic = time.perf_counter()
     model = build_model(scenario, be, dtype, log=say)
+    setup_time_s = time.perf_counter() - tic
     phases, every = choose_phases(scenario, model)
     dt = phases[-1][1]
     text, sjson = _scenario_texts(scenario)
@@ -211,7 +218,8 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
                        scheme=scenario.transport.scheme, dt_s=dt, substeps=model.substeps(dt),
                        steps=model.step_index, wall_time_s=sim.wall_time_s, resumed_from_s=resumed_from,
                        final_metrics=final,
-                       dt_phases=[{"until_s": e, "dt_s": d, "steps": n} for e, d, n in sim.phases] if len(phases) > 1 else [])
+                       dt_phases=[{"until_s": e, "dt_s": d, "steps": n} for e, d, n in sim.phases] if len(phases) > 1 else [],
+                       setup_time_s=setup_time_s, first_step_s=sim.first_step_wall_s)
         writer.finish("completed", {**info.__dict__})
         return info
     except BaseException:

@@ -138,7 +138,8 @@ def main(args) -> int:
     except GuardError as exc:
         return fail(EXIT_FAILED, "run stopped by a guard", exc, "\nrun stopped: ")
     if args.json:
-        print(json.dumps({"ok": True, "output": info.output, "wall_time_s": info.wall_time_s, "steps": info.steps,
+        print(json.dumps({"ok": True, "output": info.output, "wall_time_s": info.wall_time_s,
+                          "setup_time_s": info.setup_time_s, "first_step_s": info.first_step_s, "steps": info.steps,
                           "dt_s": info.dt_s, "substeps": info.substeps, "backend": info.backend, "dtype": info.dtype,
                           "scheme": info.scheme, "resumed_from_s": info.resumed_from_s,
                           "dt_phases": info.dt_phases, "final_metrics": info.final_metrics}, indent=2))
@@ -146,6 +147,7 @@ def main(args) -> int:
         steps = f"{info.steps} steps of {info.dt_s:.4g} s" if not info.dt_phases else f"{info.steps} steps (" + \
             ", then ".join(f"{p['steps']} of {p['dt_s']:.4g} s" for p in info.dt_phases) + ")"
         print(f"{info.output}: {info.backend} {info.dtype} {info.scheme}, {steps} "
-              f"({info.substeps} sub-step{'s' if info.substeps > 1 else ''} each) in {info.wall_time_s:.2f} s")
+              f"({info.substeps} sub-step{'s' if info.substeps > 1 else ''} each) in {info.wall_time_s:.2f} s"
+              f" (set-up {info.setup_time_s:.2f} s before; first step {info.first_step_s or 0:.2f} s)")
         print(summary_table(info))
     return EXIT_OK

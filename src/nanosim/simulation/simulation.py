@@ -58,6 +58,8 @@ class Simulation:
         self.callbacks: list[Callback] = []
         self.wall_start = None
         self.wall_time_s = 0.0
+        #: wall time (s) of the first step this run took (compilation of the kernels included)
+        self.first_step_wall_s = None
         self.align_s = None if align_s is None else float(align_s)
         phases = [(self.stop_s, self.dt_s)] if not phases else [(float(e), float(d)) for e, d in phases]
         if abs(phases[-1][0] - self.stop_s) > 1e-12 * self.stop_s:
@@ -169,7 +171,10 @@ class Simulation:
             # a pending Ctrl-C is honoured after the first step, so a checkpoint never holds step 0
             while not self.done:
                 self.consistent = False
+                tic = time.monotonic()
                 self.model.step(self._next_dt())
+                if self.first_step_wall_s is None:
+                    self.first_step_wall_s = time.monotonic() - tic
                 # time from the step count (exact at multiples of align_s, exactly stop_s at the end)
                 self.model.time_s = self.time_at(self.model.step_index)
                 for cb in self.callbacks:
