@@ -43,6 +43,12 @@ EXPLICIT_SAFETY = 0.9
 PAIR_MIN_BYTES = 32 * 2**20
 
 
+def _add_step(led, step_led):
+    """Add one (sub-)step's ledger to the step's: amounts add up, the total is the latest."""
+    led[:5] += step_led[:5]
+    led[5] = step_led[5]
+
+
 class TransportOperator:
     """Diffusion–convection–reaction of one species with an immobile bound pool (see module doc).
 
@@ -260,8 +266,7 @@ class TransportOperator:
         else:
             step_led = np.zeros(LEDGER_SIZE)
             fn(step_led)
-        led[:5] += step_led[:5]
-        led[5] = step_led[5]
+        _add_step(led, step_led)
 
     def _explicit_pair(self, dt, led):
         """Two uniform sub-steps in one call; ``led`` gets each step's entries in turn, exactly as
@@ -271,9 +276,8 @@ class TransportOperator:
         led_b = np.zeros(LEDGER_SIZE)
         self._pair_fn(self.c, self.c_out, d, k, self._bc_kind_host, self._bc_value_host,
                       self.grid.voxel_size_m, dt, led_a, led_b, partial=self._partial_z)
-        for step_led in (led_a, led_b):
-            led[:5] += step_led[:5]
-            led[5] = step_led[5]
+        _add_step(led, led_a)
+        _add_step(led, led_b)
         self.c, self.c_out = self.c_out, self.c
 
     def _explicit_once(self, dt, cp, led, on_device=False):
