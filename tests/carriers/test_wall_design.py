@@ -24,13 +24,19 @@ def _carrier():
     return Carrier.model_validate(read_preset("peg_liposome"))
 
 
-@pytest.mark.parametrize("share, expected_share", [(None, 1 - 0.82), (1.0, 1.0), (0.05, 0.05)])
-def test_peclet_uses_the_share_of_filtration_through_the_carriers_pores(share, expected_share):
-    """Pe = s J_v W / P with s = 1 − σ_T by default (two-pore wall) or as given."""
+@pytest.mark.parametrize("share, small_sigma, expected_share", [
+    (None, None, 1 - 0.82),                  # small pores reflecting proteins completely: the bound
+    (None, 0.91, (0.91 - 0.82) / 0.91),      # the tumour default: small pores like a normal wall
+    (None, 0.5, 0.0),                        # σ_T above σ_S: no share
+    (1.0, 0.91, 1.0), (0.05, None, 0.05)])   # given shares win
+def test_peclet_uses_the_share_of_filtration_through_the_carriers_pores(share, small_sigma, expected_share):
+    """Pe = s J_v W / P with s = (σ_S − σ_T)/σ_S by default (two-pore wall) or as given."""
     net = _network([WallType.TUMOUR] * 3)
     tumour = {"pore_area_fraction": 1e-4, "wall_thickness_m": 1e-6}
     if share is not None:
         tumour["filtration_share"] = share
+    if small_sigma is not None:
+        tumour["small_pore_protein_reflection"] = small_sigma
     ex = Extravasation(tumour=tumour)
     jv = np.array([1e-9, 3e-9, -2e-9])
     sc = D.build_classes(_carrier(), ex, net, None, jv, protein_sigma=np.full(3, 0.82))[0]
@@ -39,6 +45,28 @@ def test_peclet_uses_the_share_of_filtration_through_the_carriers_pores(share, e
     pe = expected_share * jv * ck.dechadilok_deen_w.py(lam) / perm
     np.testing.assert_allclose(sc.seg_peclet, pe, rtol=1e-12)
     np.testing.assert_allclose(sc.seg_out_rate_per_s, 2.0 / 5e-6 * perm * D.bernoulli(-pe), rtol=1e-12)
+
+
+def test_two_pore_share_reproduces_the_walls_protein_reflection():
+    # σ_T of the whole wall = (1 − s)·σ_S + s·0: the share inverts the mixture exactly
+    sig_t = np.array([0.0, 0.3, 0.82, 0.91, 1.0])
+    for sig_s in (0.91, 1.0):
+        s = D.filtration_share(sig_t, np.full(5, sig_s))
+        ok = sig_t <= sig_s
+        np.testing.assert_allclose((1 - s[ok]) * sig_s, sig_t[ok], rtol=0, atol=1e-15)
+        assert np.all(s[~ok] == 0) and np.all((0 <= s) & (s <= 1))
+    # σ_S not given: the bound 1 − σ_T
+    np.testing.assert_allclose(D.filtration_share(sig_t, np.full(5, np.nan)), 1 - sig_t, atol=1e-15)
+
+
+def test_default_tumour_wall_passes_a_tenth_of_its_filtration_through_large_pores():
+    ex = Extravasation()
+    assert ex.tumour.small_pore_protein_reflection == 0.91 and ex.tumour.filtration_share is None
+    assert ex.sinusoid.small_pore_protein_reflection is None  # sinusoids keep the bound 1 − σ_T
+    net = _network([WallType.TUMOUR, WallType.SINUSOID])
+    *_, small = D.wall_pores_per_segment(net, ex)
+    s = D.filtration_share(np.array([0.82, 0.91]), small)
+    np.testing.assert_allclose(s, [0.09 / 0.91, 0.09], rtol=1e-12)
 
 
 def test_sinusoid_bound_is_the_livers_share_of_the_clearance_per_wall_area():

@@ -10,9 +10,10 @@ module derives, for each size class of the design:
   ``W(λ)`` (Dechadilok & Deen 2006), the wall permeability ``P = γ H D₀,plasma / L``, the
   reflection coefficient ``σ_f = 1 − W``, the Péclet number ``Pe = s J_v (1 − σ_f) / P`` with the
   transmural fluid flux ``J_v`` (Starling, from the interstitial solution) and the share ``s`` of
-  it that passes through the carriers' pores (a two-pore wall: the pores that reflect plasma
-  proteins carry at least ``σ_T`` of ``J_v`` and reflect carriers too, so ``s ≤ 1 − σ_T``, the
-  default; ``[extravasation.<wall>] filtration_share`` overrides it), and from the
+  it that passes through the carriers' pores (a two-pore wall whose large pores pass plasma
+  proteins freely while the rest reflects them with ``σ_S``: ``σ_T = (1 − s) σ_S``, so
+  ``s = (σ_S − σ_T)/σ_S``, at most ``1 − σ_T``; tumour walls take the normal wall's
+  ``σ_S = 0.91``; ``[extravasation.<wall>] filtration_share`` overrides it), and from the
   Patlak / Kedem–Katchalsky flux through those pores
 
   .. math::
@@ -98,13 +99,15 @@ def region_rates(carrier) -> np.ndarray:
                       r.bound_internalisation_rate_per_s, r.lymphatic_clearance_rate_per_s] for r in regs], float)
 
 
-def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(γ, L, r_p, share of J_v) per segment from the ``[extravasation]`` table; γ = 0 for walls
-    without pores; the share is NaN where the table leaves it to the default (1 − σ_T)."""
+def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, ...]:
+    """(γ, L, r_p, share of J_v, σ_S) per segment from the ``[extravasation]`` table; γ = 0 for
+    walls without pores; the share is NaN where the table leaves it to the default
+    (:func:`filtration_share`), σ_S NaN where the table gives none."""
     m = network.n_segments
     gamma = np.zeros(m)
     thick = np.ones(m)
     share = np.full(m, np.nan)
+    small_sigma = np.full(m, np.nan)
     pore = np.asarray(network.seg_pore_radius_m, float).copy()
     for wall, spec in ((WallType.TUMOUR, extravasation.tumour), (WallType.SINUSOID, extravasation.sinusoid),
                        (WallType.CAPILLARY, extravasation.capillary)):
@@ -117,8 +120,23 @@ def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, np.ndarr
             pore[sel] = spec.pore_radius_m
         if spec.filtration_share is not None:
             share[sel] = spec.filtration_share
+        if spec.small_pore_protein_reflection is not None:
+            small_sigma[sel] = spec.small_pore_protein_reflection
     gamma[pore <= 0] = 0.0  # a wall without pores is closed to carriers
-    return gamma, thick, pore, share
+    return gamma, thick, pore, share, small_sigma
+
+
+def filtration_share(protein_sigma, small_pore_sigma) -> np.ndarray:
+    """Default share of J_v through the carriers' pores from the wall's protein reflection σ_T.
+
+    A two-pore wall: the carriers' (large) pores pass plasma proteins freely, the rest of the
+    wall reflects them with σ_S, so σ_T = (1 − s) σ_S and ``s = (σ_S − σ_T) / σ_S`` (0 where the
+    wall reflects as much as its small pores); where σ_S is NaN (not given) it is taken as 1,
+    ``s = 1 − σ_T``, the largest share that the wall's σ_T allows.
+    """
+    sig_t = np.asarray(protein_sigma, float)
+    sig_s = np.where(np.isnan(small_pore_sigma), 1.0, small_pore_sigma)
+    return np.clip((sig_s - sig_t) / sig_s, 0.0, 1.0)
 
 
 def segment_fluid(vas, scenario, region) -> tuple[np.ndarray, np.ndarray]:
@@ -186,8 +204,8 @@ def build_classes(carrier, extravasation, network=None, flow=None, jv_m_per_s=No
                   protein_sigma=None, sinusoid_bound_m_per_s: float = math.inf) -> list[SizeClass]:
     """The size classes of a design with their per-region diffusivities and per-segment wall rates.
 
-    ``protein_sigma`` (σ_T per segment) sets the default share of J_v through the carriers' pores,
-    ``1 − σ_T``; without it the whole J_v passes through them. ``sinusoid_bound_m_per_s`` caps
+    ``protein_sigma`` (σ_T per segment) sets the default share of J_v through the carriers' pores
+    (:func:`filtration_share`); without it the whole J_v passes through them. ``sinusoid_bound_m_per_s`` caps
     the permeability of sinusoid walls (:func:`sinusoid_permeability_bound`)."""
     ex = extravasation
     radii, fractions = size_classes(carrier.radius_m, carrier.radius_gsd, carrier.size_classes)
@@ -199,8 +217,9 @@ def build_classes(carrier, extravasation, network=None, flow=None, jv_m_per_s=No
         d0p = ck.stokes_einstein_diffusivity.py(ex.temperature_k, ex.plasma_viscosity_pa_s, float(r))
         sc = SizeClass(float(r), float(frac), d0w, d0p, d0w * f_ecm)
         if network is not None:
-            gamma, thick, pore, share = wall_pores_per_segment(network, ex)
-            default_share = np.ones(network.n_segments) if protein_sigma is None else 1.0 - np.asarray(protein_sigma, float)
+            gamma, thick, pore, share, small_sigma = wall_pores_per_segment(network, ex)
+            default_share = np.ones(network.n_segments) if protein_sigma is None else \
+                filtration_share(protein_sigma, small_sigma)
             share = np.where(np.isnan(share), default_share, share)
             lam = np.where(pore > 0, r / np.where(pore > 0, pore, 1.0), np.inf)
             h = ck.dechadilok_deen_h_array(np.minimum(lam, 1.0))

@@ -32,6 +32,7 @@ PositiveMass = quantity("mass", gt=0)
 PositiveVolume = quantity("volume", gt=0)
 PositiveVolumeFlow = quantity("volume flow", gt=0)
 Fraction = quantity("dimensionless", ge=0, le=1)
+PositiveFraction = quantity("dimensionless", gt=0, le=1)
 PositiveTemperature = quantity("temperature", gt=0)
 
 MAGNETITE_DENSITY_KG_PER_M3 = 5170.0
@@ -285,14 +286,23 @@ class WallPores(_Model):
     pore_radius_m: Optional[PositiveLength] = Field(
         None, description="Pore radius in m; default: the network's per-segment pore radius.")
     filtration_share: Optional[Fraction] = Field(
-        None, description="Share of the wall's fluid filtration J_v that passes through these pores (two-pore "
-        "wall; it carries the carriers by convection); default 1 − σ_T of the tissue region, the filtrate "
-        "not reflected for plasma proteins (an upper bound: pores wide enough for carriers pass albumin "
-        "freely, so the pores that reflect it carry at least σ_T of J_v). 1 puts all filtration through them.")
+        None, description="Share s of the wall's fluid filtration J_v that passes through these pores (two-pore "
+        "wall; it carries the carriers by convection). Default: from the wall's reflection of plasma proteins "
+        "(σ_T of the tissue region) and small_pore_protein_reflection σ_S, s = (σ_S − σ_T)/σ_S (the "
+        "carriers' pores pass plasma proteins freely, so σ_T = (1 − s) σ_S); without σ_S, s = 1 − σ_T, the "
+        "bound for small pores that reflect proteins completely. 1 puts all filtration through them.")
+    small_pore_protein_reflection: Optional[PositiveFraction] = Field(
+        None, description="σ_S: reflection coefficient of the wall's other (small-pore) pathway for plasma "
+        "proteins, which sets the default filtration_share; none: 1 (the bound s = 1 − σ_T).")
 
     def describe(self) -> str:
         r = "network" if self.pore_radius_m is None else format_quantity(self.pore_radius_m, "length")
-        share = "1 − σ_T" if self.filtration_share is None else f"{self.filtration_share:.3g}"
+        if self.filtration_share is not None:
+            share = f"{self.filtration_share:.3g}"
+        elif self.small_pore_protein_reflection is not None:
+            share = f"(σ_S − σ_T)/σ_S, σ_S {self.small_pore_protein_reflection:.3g}"
+        else:
+            share = "1 − σ_T"
         return (f"γ {self.pore_area_fraction:.3g}, L {format_quantity(self.wall_thickness_m, 'length')}, r_p {r}, "
                 f"share of J_v {share}")
 
@@ -301,7 +311,10 @@ def _tumour_pores() -> WallPores:
     # γ/L = 90 /m: a 90 nm particle (r 45 nm, D₀ 4.2e-12 m²/s in plasma) through a 250 nm pore
     # (λ 0.18, H 0.397) then has P = 1.5e-10 m/s, the middle of the 1.1–2e-7 mm/s measured for
     # 90 nm particles (Dogra 2020, PHYSICS.md §5); an unconfirmed default.
-    return WallPores(pore_area_fraction=9.0e-5, wall_thickness_m=1e-6)
+    # The rest of a tumour wall (its endothelium between the large pores) is taken to reflect
+    # plasma proteins as a normal wall does, σ_S = 0.91 (Baxter & Jain 1989, PHYSICS.md §4): with
+    # the tumour's σ_T 0.82, s = (0.91 − 0.82)/0.91 = 0.099 of J_v passes the large pores.
+    return WallPores(pore_area_fraction=9.0e-5, wall_thickness_m=1e-6, small_pore_protein_reflection=0.91)
 
 
 def _sinusoid_pores() -> WallPores:
