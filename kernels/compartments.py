@@ -26,6 +26,8 @@ So that two kernels never reuse a number, the draw index is planned here:
 - :data:`DRAW_TRANSITION` (2): first-order state changes in tissue (binding, internalisation,
   lymphatic clearance, intravasation);
 - :data:`DRAW_PLACEMENT` (4–7): placement of a newly created particle (e.g. on a vessel wall);
+  :data:`DRAW_WALL_ROUNDING` (6, keyed by segment index): the unbiased rounding of a segment's
+  extravasated weight to whole tissue particles;
 - :data:`DRAW_BRANCH` (8 + k): the k-th bifurcation an intravascular packet passes in one step.
 """
 
@@ -47,4 +49,5 @@ TERMINAL = (EXITED, CLEARED, INTRAVASATED)
 DRAW_BROWNIAN = 0
 DRAW_TRANSITION = 2
 DRAW_PLACEMENT = 4
+DRAW_WALL_ROUNDING = 6
 DRAW_BRANCH = 8
