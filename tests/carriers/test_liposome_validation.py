@@ -6,9 +6,10 @@ here): the box samples the rim of a 300 mm³ tumour (radius 4.15 mm) and the liv
 
 % ID is depth-resolved (each layer of the box's tumour stands for the whole tumour's layer at the
 same depth, the unsampled necrotic core holds none; nanosim.geometry.tissue.whole_tumour_weights).
-The model gives 1.86 %ID at 24 h: a quarter above the top of the published range, 2.7 times its
+The model gives 1.95 %ID at 24 h: 30 % above the top of the published range, 2.8 times its
 median (2.83 %ID before the tumour wall's filtration share came from the two-pore decomposition
-below). The parameters that set it, measured on this scenario:
+below, 1.86 before the extravasated weight was rounded to particles without bias). The
+parameters that set it, measured on this scenario:
 - Starling filtration through the leaky tumour walls (L_p of Baxter & Jain 1989): the tumour's
   interstitial pressure (7.5 mmHg under the surface, 8.4 mmHg 1.1 mm deep) stays below the
   effective vascular pressure p_v − σ_T Δπ ≈ 8.9 mmHg, so the walls filter (≈ 0.5–1.5 mmHg net,
@@ -34,8 +35,8 @@ below). The parameters that set it, measured on this scenario:
 - % ID is depth-resolved (each layer of the box's tumour stands for the whole tumour's layer at
   the same depth, the unsampled necrotic core holds none; nanosim.geometry.tissue.
   whole_tumour_weights); plain volume scaling gave 19.5 where depth-resolved gave 14.4.
-What moves it (one scenario run each, 24 h, `--set` on this scenario, 2026-11-27; the first
-block with the former share 0.18):
+What moves it (one scenario run each, 24 h, `--set` on this scenario, 2026-11-27, before the
+unbiased rounding, which adds ≈ 5 %; the first block with the former share 0.18):
 
   change                                                              tumour %ID
   share 0.18 (the former default, the bound 1 − σ_T)                       2.83
@@ -46,7 +47,8 @@ block with the former share 0.18):
   the three low ends together                                              1.52
   tumour filtration share 0.09 (half the two-pore bound 1 − σ_T)           1.76
   tumour filtration share 0 (no convective entry)                          0.82
-  share 0.099 (two-pore, σ_S 0.91: the default now)                        1.86
+  share 0.099 (two-pore, σ_S 0.91)                                         1.86
+  the same with unbiased rounding of extravasated weight (the default now)  1.95
   share 0.099 and tumour binding and internalisation 1e-5 1/s              1.16
 
 The dose is set by convective entry through the tumour's large pores and by how fast the
@@ -69,7 +71,7 @@ SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "hcc_liposome_iv_
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the model's tumour dose (1.86 %ID) is above 0.3–1.5 %ID; see the module doc")
+@pytest.mark.xfail(strict=True, reason="the model's tumour dose (1.95 %ID) is above 0.3–1.5 %ID; see the module doc")
 def test_liposome_tumour_dose_at_24_h_is_in_the_published_range(tmp_path):
     import nanosim
 
