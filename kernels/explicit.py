@@ -326,9 +326,10 @@ def _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, 
         ring_sum = np.empty((3, 2, ny))  # row sums of the first step (Σ out: the second's loss)
         out_sum = np.empty((2, ny))
         for p in range(max(z0 - 1, 0), min(z1 + 1, nz)):
+            owned = z0 <= p < z1  # a halo plane's sums belong to the chunk that owns it
             _uniform_plane((c[p], c[zlo[p]], c[zhi[p]]), p, ring[p % 3], ny, nx, nz, coef, bc_kind,
-                           bc_value, ylo, yhi, yco, zco, two, ring_sum[p % 3], 1)
-            if z0 <= p < z1:
+                           bc_value, ylo, yhi, yco, zco, two, ring_sum[p % 3], 1 if owned else 0)
+            if owned:
                 l_loss = 0.0
                 l_tot = 0.0
                 for y in range(ny):
@@ -376,6 +377,16 @@ def _uniform_boundary_inflow(c, alpha, bc_kind, bc_value):
     return total
 
 
+def _uniform_args(c, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt):
+    """``(α, kernel arguments coef … zco)`` of the uniform kernels for one step of ``dt``."""
+    alpha = d_m2_per_s * dt / h**2
+    coef = np.array([alpha, k_per_s * dt, 1.0 - 6.0 * alpha - k_per_s * dt], dtype=c.dtype)
+    nz, ny, _ = c.shape
+    ylo, yhi, yco = _row_neighbours(ny, int(bc_kind[1]), float(bc_value[1]), c.dtype)
+    zlo, zhi, zco = _row_neighbours(nz, int(bc_kind[2]), float(bc_value[2]), c.dtype)
+    return alpha, (coef, bc_kind, np.asarray(bc_value).astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco)
+
+
 def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger, partial=None):
     """Explicit step for uniform diffusivity and loss (the bandwidth-bound fast path).
 
@@ -384,14 +395,10 @@ def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, 
     """
     if partial is None or partial.shape[0] != c.shape[0]:
         partial = np.zeros((c.shape[0], LEDGER_SIZE))
-    alpha = d_m2_per_s * dt / h**2
+    alpha, args = _uniform_args(c, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt)
     if np.any(np.asarray(bc_kind) == 2):
         ledger[transport.LEDGER_BOUNDARY] += _uniform_boundary_inflow(c, alpha, bc_kind, bc_value)
-    coef = np.array([alpha, k_per_s * dt, 1.0 - 6.0 * alpha - k_per_s * dt], dtype=c.dtype)
-    nz, ny, _ = c.shape
-    ylo, yhi, yco = _row_neighbours(ny, int(bc_kind[1]), float(bc_value[1]), c.dtype)
-    zlo, zhi, zco = _row_neighbours(nz, int(bc_kind[2]), float(bc_value[2]), c.dtype)
-    _uniform_kernel(c, c_out, coef, bc_kind, bc_value.astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco, partial)
+    _uniform_kernel(c, c_out, *args, partial)
     ledger[transport.LEDGER_LOSS] += partial[:, 2].sum()
     ledger[transport.LEDGER_TOTAL] += partial[:, 5].sum()
 
@@ -415,17 +422,13 @@ def numba_uniform_pair_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h,
     if not pair_supported(bc_kind):
         raise ValueError("the pair step needs no fixed-value walls and a non-periodic z axis "
                          "(use numba_uniform_step)")
-    nz, ny, _ = c.shape
+    nz = c.shape[0]
     if partial is None or partial.shape[0] != nz:
         partial = np.zeros((nz, LEDGER_SIZE))
-    alpha = d_m2_per_s * dt / h**2
-    coef = np.array([alpha, k_per_s * dt, 1.0 - 6.0 * alpha - k_per_s * dt], dtype=c.dtype)
-    ylo, yhi, yco = _row_neighbours(ny, int(bc_kind[1]), float(bc_value[1]), c.dtype)
-    zlo, zhi, zco = _row_neighbours(nz, int(bc_kind[2]), float(bc_value[2]), c.dtype)
+    _, args = _uniform_args(c, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt)
     # a chunk per thread, at least 8 planes each (each chunk recomputes two halo planes)
     chunks = max(1, min(numba.get_num_threads(), nz // 8))
-    _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value.astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco,
-                         partial, chunks)
+    _uniform_pair_kernel(c, c_out, *args, partial, chunks)
     ledger_a[transport.LEDGER_LOSS] += partial[:, 2].sum()
     ledger_a[transport.LEDGER_TOTAL] += partial[:, 5].sum()
     ledger_b[transport.LEDGER_LOSS] += partial[:, 3].sum()
