@@ -287,55 +287,60 @@ def _uniform_plane(src, p, dst, ny, nx, nz, coef, bc_kind, bc_value, ylo, yhi, y
 
 
 @numba.njit(parallel=True, **NJIT_OPTIONS)
-def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial):
-    # coef = [α = D dt/h², k dt, β = 1 − 6α − k dt] in the field dtype (float32 stays float32)
+def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial, sum_in):
+    # coef = [α = D dt/h², k dt, β = 1 − 6α − k dt] in the field dtype (float32 stays float32).
+    # partial[z, 5] = Σ c_out over plane z; with ``sum_in`` also partial[z, 2] = Σ c over it.
     nz, ny, nx = c.shape
-    kdt = coef[1]
     two = coef[0] * 0 + 2
+    mode = 1 if sum_in else 2
     for z in prange(nz):
         sums = np.empty((2, ny))
         _uniform_plane((c[z], c[zlo[z]], c[zhi[z]]), z, c_out[z], ny, nx, nz, coef, bc_kind, bc_value,
-                       ylo, yhi, yco, zco, two, sums, 1)
-        l_loss = 0.0
+                       ylo, yhi, yco, zco, two, sums, mode)
+        l_in = 0.0
         l_tot = 0.0
         for y in range(ny):
             l_tot += sums[0, y]
-            l_loss += kdt * sums[1, y]
-        partial[z, 2] = l_loss
+            if sum_in:
+                l_in += sums[1, y]
+        partial[z, 2] = l_in
         partial[z, 5] = l_tot
 
 
 @numba.njit(parallel=True, **NJIT_OPTIONS)
-def _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial, chunks):
+def _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial, chunks,
+                         sum_in):
     """Two uniform steps in one pass over memory (temporal blocking, a wavefront in z).
 
     Each of ``chunks`` z-ranges keeps the first step's planes in a ring of three and writes the
     second step's plane ``q`` as soon as the first step's planes ``zlo[q], q, zhi[q]`` exist; a
     chunk recomputes the first step on the planes beside it (its halo). Every value and every
-    ledger sum is formed as in two calls of :func:`_uniform_kernel` (bitwise the same results).
-    ``partial[z, 2], partial[z, 5]``: loss and total of the first step; ``[z, 3], [z, 4]``: of the
-    second. z must not be periodic (the ring holds neighbours only).
+    sum is formed as in two calls of :func:`_uniform_kernel` (bitwise the same results).
+    ``partial[z, 5]``: Σ over plane z after the first step, ``[z, 4]``: after the second;
+    with ``sum_in``, ``[z, 2]``: Σ of the input. z must not be periodic (the ring holds
+    neighbours only).
     """
     nz, ny, nx = c.shape
-    kdt = coef[1]
     two = coef[0] * 0 + 2
     for ch in prange(chunks):
         z0 = ch * nz // chunks
         z1 = (ch + 1) * nz // chunks
         ring = np.empty((3, ny, nx), c.dtype)
-        ring_sum = np.empty((3, 2, ny))  # row sums of the first step (Σ out: the second's loss)
+        ring_sum = np.empty((2, ny))
         out_sum = np.empty((2, ny))
         for p in range(max(z0 - 1, 0), min(z1 + 1, nz)):
             owned = z0 <= p < z1  # a halo plane's sums belong to the chunk that owns it
+            mode = (1 if sum_in else 2) if owned else 0
             _uniform_plane((c[p], c[zlo[p]], c[zhi[p]]), p, ring[p % 3], ny, nx, nz, coef, bc_kind,
-                           bc_value, ylo, yhi, yco, zco, two, ring_sum[p % 3], 1 if owned else 0)
+                           bc_value, ylo, yhi, yco, zco, two, ring_sum, mode)
             if owned:
-                l_loss = 0.0
+                l_in = 0.0
                 l_tot = 0.0
                 for y in range(ny):
-                    l_tot += ring_sum[p % 3, 0, y]
-                    l_loss += kdt * ring_sum[p % 3, 1, y]
-                partial[p, 2] = l_loss
+                    l_tot += ring_sum[0, y]
+                    if sum_in:
+                        l_in += ring_sum[1, y]
+                partial[p, 2] = l_in
                 partial[p, 5] = l_tot
             # the second step on the chunk's planes whose first-step neighbours are now complete
             for q in (p - 1, p):
@@ -345,12 +350,9 @@ def _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, 
                     continue
                 _uniform_plane((ring[q % 3], ring[zl % 3], ring[zh % 3]), q, c_out[q], ny, nx, nz, coef,
                                bc_kind, bc_value, ylo, yhi, yco, zco, two, out_sum, 2)
-                l_loss = 0.0
                 l_tot = 0.0
                 for y in range(ny):
                     l_tot += out_sum[0, y]
-                    l_loss += kdt * ring_sum[q % 3, 0, y]
-                partial[q, 3] = l_loss
                 partial[q, 4] = l_tot
 
 
@@ -387,20 +389,28 @@ def _uniform_args(c, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt):
     return alpha, (coef, bc_kind, np.asarray(bc_value).astype(c.dtype), ylo, yhi, yco, zlo, zhi, zco)
 
 
-def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger, partial=None):
+def numba_uniform_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger, partial=None,
+                       total_in=None):
     """Explicit step for uniform diffusivity and loss (the bandwidth-bound fast path).
 
     Moves the minimum data: reads ``c`` once, writes ``c_out`` once (2 × itemsize bytes per
-    voxel-update, neighbours reused from cache).
+    voxel-update, neighbours reused from cache). The step's loss is ``k dt Σc``: ``total_in`` is
+    ``Σc`` when the caller knows it (the total this function returned for the step that made
+    ``c``; the operator passes it from one sub-step to the next), otherwise the kernel sums ``c``
+    row by row beside the stencil. Returns ``Σ c_out`` (float64, in the field's unit), the
+    ``total_in`` of a following step on ``c_out``.
     """
     if partial is None or partial.shape[0] != c.shape[0]:
         partial = np.zeros((c.shape[0], LEDGER_SIZE))
     alpha, args = _uniform_args(c, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt)
     if np.any(np.asarray(bc_kind) == 2):
         ledger[transport.LEDGER_BOUNDARY] += _uniform_boundary_inflow(c, alpha, bc_kind, bc_value)
-    _uniform_kernel(c, c_out, *args, partial)
-    ledger[transport.LEDGER_LOSS] += partial[:, 2].sum()
-    ledger[transport.LEDGER_TOTAL] += partial[:, 5].sum()
+    _uniform_kernel(c, c_out, *args, partial, total_in is None)
+    sum_in = partial[:, 2].sum() if total_in is None else float(total_in)
+    total = partial[:, 5].sum()
+    ledger[transport.LEDGER_LOSS] += float(args[0][1]) * sum_in
+    ledger[transport.LEDGER_TOTAL] += total
+    return total
 
 
 def pair_supported(bc_kind) -> bool:
@@ -411,9 +421,10 @@ def pair_supported(bc_kind) -> bool:
 
 
 def numba_uniform_pair_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt, ledger_a, ledger_b,
-                            partial=None):
-    """Two explicit uniform steps of ``dt`` in one pass over memory: ``c_out`` and the two ledgers
-    are bitwise those of :func:`numba_uniform_step` called twice (``c → tmp → c_out``).
+                            partial=None, total_in=None):
+    """Two explicit uniform steps of ``dt`` in one pass over memory: ``c_out``, the two ledgers
+    and the returned total are bitwise those of :func:`numba_uniform_step` called twice
+    (``c → tmp → c_out``, the second call given the first's total; ``total_in`` as there).
 
     The field is read once and written once for two voxel-updates (4·itemsize bytes of traffic
     per pair instead of 8·itemsize with two calls, counting write-allocate); the first step's
@@ -428,11 +439,16 @@ def numba_uniform_pair_step(c, c_out, d_m2_per_s, k_per_s, bc_kind, bc_value, h,
     _, args = _uniform_args(c, d_m2_per_s, k_per_s, bc_kind, bc_value, h, dt)
     # a chunk per thread, at least 8 planes each (each chunk recomputes two halo planes)
     chunks = max(1, min(numba.get_num_threads(), nz // 8))
-    _uniform_pair_kernel(c, c_out, *args, partial, chunks)
-    ledger_a[transport.LEDGER_LOSS] += partial[:, 2].sum()
-    ledger_a[transport.LEDGER_TOTAL] += partial[:, 5].sum()
-    ledger_b[transport.LEDGER_LOSS] += partial[:, 3].sum()
-    ledger_b[transport.LEDGER_TOTAL] += partial[:, 4].sum()
+    _uniform_pair_kernel(c, c_out, *args, partial, chunks, total_in is None)
+    kdt = float(args[0][1])
+    sum_in = partial[:, 2].sum() if total_in is None else float(total_in)
+    total_a = partial[:, 5].sum()
+    total_b = partial[:, 4].sum()
+    ledger_a[transport.LEDGER_LOSS] += kdt * sum_in
+    ledger_a[transport.LEDGER_TOTAL] += total_a
+    ledger_b[transport.LEDGER_LOSS] += kdt * total_a
+    ledger_b[transport.LEDGER_TOTAL] += total_b
+    return total_b
 
 
 # ----------------------------------------------------------------------------------------------

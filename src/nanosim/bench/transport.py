@@ -8,7 +8,10 @@ Minimum traffic per voxel-update (``s`` = itemsize of the field: 4 for float32, 
 masks are uint8; each array is counted once per pass, neighbours are assumed to come from cache):
 
 ``explicit_uniform`` — the uniform fast path (one diffusivity, one loss rate, 7-point stencil)
-    read ``c`` + write ``c_out``: ``2s`` bytes.
+    read ``c`` + write ``c_out``: ``2s`` bytes. Its ledger needs Σc (the loss is k dt Σc): the
+    numba step is timed as the operator runs its second and later sub-steps, taking Σc from the
+    total the previous step returned; ``first_substep_value`` is the rate of a first sub-step,
+    which sums its input beside the stencil (same traffic, more arithmetic).
 ``explicit_uniform_pair`` — two uniform steps in one pass (numba; temporal blocking, the path
     the model takes for two or more sub-steps): read ``c`` + write ``c_out`` once per two
     updates, ``s`` bytes per update. Its ``single_step_roof_fraction`` counts ``2s`` (what one
@@ -152,15 +155,37 @@ def _explicit_uniform_case(ctx, be, dtype, shape):
     bc_kind = np.array(BC_KIND, np.int64)  # host: the uniform drivers take wall codes as scalars
     bc_value = np.zeros(3)  # host array: the drivers convert it to the field dtype themselves
     ledger = _ledger(be)
-    extra = {"partial": np.zeros((shape[0], LEDGER_SIZE))} if be.name == "numba" else {}
+    if be.name != "numba":
+        def step():
+            uniform_step(bufs[0], bufs[1], D_M2_PER_S, K_PER_S, bc_kind, bc_value, H_M,
+                         DT_EXPLICIT_S, ledger)
+            bufs.reverse()
 
-    def step():
+        return _kernel_record(ctx, "explicit_uniform", be, dtype, shape, step,
+                              path="uniform fast path, 7-point stencil, no-flux walls")
+
+    partial = np.zeros((shape[0], LEDGER_SIZE))
+    total = [None]
+
+    def step_summing_input():
+        # an operator call's first sub-step: the kernel also sums its input for the loss k dt Σc
         uniform_step(bufs[0], bufs[1], D_M2_PER_S, K_PER_S, bc_kind, bc_value, H_M,
-                     DT_EXPLICIT_S, ledger, **extra)
+                     DT_EXPLICIT_S, ledger, partial=partial)
         bufs.reverse()
 
+    def step():
+        # every later sub-step: Σc is the total the previous step returned
+        total[0] = uniform_step(bufs[0], bufs[1], D_M2_PER_S, K_PER_S, bc_kind, bc_value, H_M,
+                                DT_EXPLICIT_S, ledger, partial=partial, total_in=total[0])
+        bufs.reverse()
+
+    first = ctx.time(step_summing_input, be)
     return _kernel_record(ctx, "explicit_uniform", be, dtype, shape, step,
-                          path="uniform fast path, 7-point stencil, no-flux walls")
+                          path="uniform fast path, 7-point stencil, no-flux walls; input total from "
+                               "the previous step (an operator's second and later sub-steps)",
+                          first_substep_value=int(np.prod(shape)) / first.best_s,
+                          first_substep_note="an operator call's first sub-step, which also sums its "
+                                             "input: voxel-updates/s")
 
 
 def _explicit_pair_case(ctx, be, dtype, shape):
@@ -168,10 +193,13 @@ def _explicit_pair_case(ctx, be, dtype, shape):
     bc_kind, bc_value = np.array(BC_KIND, np.int64), np.zeros(3)
     ledgers = (_ledger(be), _ledger(be))
     partial = np.zeros((shape[0], LEDGER_SIZE))
+    total = [None]
 
     def pair():
-        explicit.numba_uniform_pair_step(bufs[0], bufs[1], D_M2_PER_S, K_PER_S, bc_kind, bc_value, H_M,
-                                         DT_EXPLICIT_S, *ledgers, partial=partial)
+        # the input total from the previous pair, as the operator chains its sub-steps
+        total[0] = explicit.numba_uniform_pair_step(bufs[0], bufs[1], D_M2_PER_S, K_PER_S, bc_kind,
+                                                    bc_value, H_M, DT_EXPLICIT_S, *ledgers,
+                                                    partial=partial, total_in=total[0])
         bufs.reverse()
 
     per, model, fresh = BYTES["explicit_uniform_pair"]

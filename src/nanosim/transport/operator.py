@@ -215,13 +215,14 @@ class TransportOperator:
                 led[:] = self.backend.to_host(dev)
             else:
                 done = 0
+                total = None  # Σc after the last sub-step (uniform numba path): the next one's input
                 while done < n:
                     led[5] = 0.0  # only the last total counts
                     if self._pair_fn is not None and n - done >= 2:
-                        self._explicit_pair(sub, led)
+                        total = self._explicit_pair(sub, led, total)
                         done += 2
                     else:
-                        self._explicit_once(sub, cp, led)
+                        total = self._explicit_once(sub, cp, led, total_in=total)
                         done += 1
         else:
             # the implicit step takes its small tables, walls and ledger on the host on every backend
@@ -268,28 +269,37 @@ class TransportOperator:
             fn(step_led)
         _add_step(led, step_led)
 
-    def _explicit_pair(self, dt, led):
+    def _explicit_pair(self, dt, led, total_in=None):
         """Two uniform sub-steps in one call; ``led`` gets each step's entries in turn, exactly as
-        two calls of :meth:`_explicit_once` would add them."""
+        two calls of :meth:`_explicit_once` would add them. Returns Σc after them."""
         d, k = self._uniform_dk
         led_a = np.zeros(LEDGER_SIZE)
         led_b = np.zeros(LEDGER_SIZE)
-        self._pair_fn(self.c, self.c_out, d, k, self._bc_kind_host, self._bc_value_host,
-                      self.grid.voxel_size_m, dt, led_a, led_b, partial=self._partial_z)
+        total = self._pair_fn(self.c, self.c_out, d, k, self._bc_kind_host, self._bc_value_host,
+                              self.grid.voxel_size_m, dt, led_a, led_b, partial=self._partial_z,
+                              total_in=total_in)
         _add_step(led, led_a)
         _add_step(led, led_b)
         self.c, self.c_out = self.c_out, self.c
+        return total
 
-    def _explicit_once(self, dt, cp, led, on_device=False):
+    def _explicit_once(self, dt, cp, led, on_device=False, total_in=None):
+        """One explicit sub-step. On the uniform numba path returns Σc after it (the kernel's own
+        sum), which the next sub-step of the same call takes as ``total_in`` instead of summing
+        its input again; otherwise None."""
         h = self.grid.voxel_size_m
         if self.uniform:
             d, k = self._uniform_dk
-            extra = {} if self.backend.name != "numba" else {"partial": self._partial_z}
+            numba_path = self.backend.name == "numba"
+            extra = {"partial": self._partial_z, "total_in": total_in} if numba_path else {}
+            totals = []
             # the uniform step takes its wall codes and values on the host on every backend
-            self._run_backend(lambda L: self._uniform_fn(self.c, self.c_out, d, k, self._bc_kind_host,
-                                                         self._bc_value_host, h, dt, L, **extra), led, on_device=on_device)
+            self._run_backend(lambda L: totals.append(self._uniform_fn(
+                self.c, self.c_out, d, k, self._bc_kind_host, self._bc_value_host, h, dt, L, **extra)),
+                led, on_device=on_device)
             self.c, self.c_out = self.c_out, self.c
             # no binding on this path: cb stays 0 and the kernel's total Σc is the whole amount
+            return totals[0] if numba_path else None
         else:
             extra = {} if self.backend.name != "numba" else {"partial": self._partial}
             self._run_backend(lambda L: self._general(
