@@ -89,6 +89,47 @@ def _gpu_cases(ctx, n):
                   lambda: xp.copyto(dst, src), "cupy.copyto (device to device)")
 
 
+def _roof_now(ctx, n):
+    """``(roof, copy)`` in bytes/s measured now on the CPU: the fastest of the numba copy, scale
+    and triad, and the numba copy alone (arrays allocated for the call and freed after it)."""
+    nb_be = get_backend("numba")
+    src = np.full(n, 1.0)
+    dst = np.zeros(n)
+    c = np.full(n, 2.0)
+    copy = 2 * src.nbytes / ctx.time(lambda: _numba_copy(src, dst), nb_be).best_s
+    scale = 2 * src.nbytes / ctx.time(lambda: _numba_scale(dst, src, 0.5), nb_be).best_s
+    triad = 3 * src.nbytes / ctx.time(lambda: _numba_triad(dst, src, c, 0.5), nb_be).best_s
+    return max(copy, scale, triad), copy
+
+
+def paired_fractions(ctx, fn, backend, items, bytes_per_item, rounds=5) -> dict:
+    """Roof and copy fractions of ``fn`` measured in ``rounds`` rounds of bandwidth–kernel–bandwidth.
+
+    A virtual machine's bandwidth drifts from minute to minute (on the 2-core test machine the
+    triad gave 52 GB/s and 35 GB/s ten minutes apart), so a kernel timed minutes away from the
+    run's roof can look better or worse than it is. Here every round times the roof methods
+    just before and just after the kernel and divides by the better of the two; the record gets
+    the median round (CPU kernels only; ``items`` per call, ``bytes_per_item`` counted as in the
+    record).
+    """
+    n = (ARRAY_BYTES_QUICK if ctx.quick else ARRAY_BYTES) // 8
+    rows = []
+    before = _roof_now(ctx, n)
+    for _ in range(rounds):
+        rate = items / ctx.time(fn, backend).best_s
+        after = _roof_now(ctx, n)
+        roof = max(before[0], after[0])
+        copy = max(before[1], after[1])
+        rows.append((rate * bytes_per_item / roof, rate * bytes_per_item / copy, rate, roof / 1e9,
+                     copy / 1e9))
+        before = after
+    rows.sort()
+    mid = rows[len(rows) // 2]
+    return {"paired_roof_fraction": mid[0], "paired_copy_fraction": mid[1],
+            "paired_rounds": [dict(zip(("roof_fraction", "copy_fraction", "value", "roof_GBps",
+                                        "copy_GBps"), r)) for r in rows]}
+
+
 def _measure(ctx):
     """Yield ``(roof key, record)`` for every bandwidth method of every device in use."""
     n = (ARRAY_BYTES_QUICK if ctx.quick else ARRAY_BYTES) // 8

@@ -50,7 +50,9 @@ import numpy as np
 
 from ..kernels import explicit, implicit
 from ..kernels.transport import LEDGER_SIZE
+from .memory import paired_fractions
 from .record import Record, Skip, benchmark
+from .report import GOALS
 
 #: Voxel edge (m), diffusivity (m²/s) and loss rate (1/s) of the benchmark problems.
 H_M = 10e-6
@@ -87,6 +89,17 @@ def _kernel_record(ctx, name, be, dtype, shape, step, **extra) -> Record:
     return ctx.throughput(name, be, dtype, shape, timing, items=int(np.prod(shape)),
                           unit="voxel-updates/s", bytes_per_item=per(s),
                           write_allocate_bytes=fresh * s, bytes_model=model, **extra)
+
+
+def _with_paired(ctx, rec, fn, be, items, bytes_per_item):
+    """Add the roof and copy fractions measured in rounds beside the kernel
+    (:func:`~nanosim.bench.memory.paired_fractions`) to a record that a goal judges by them."""
+    key = (rec.name, rec.backend, rec.dtype, tuple(rec.shape))
+    if ctx.quick or be.is_gpu or not any(
+            g.field.startswith("paired") and (g.name, g.backend, g.dtype, g.shape) == key for g in GOALS):
+        return rec
+    rec.extra.update(paired_fractions(ctx, fn, be, items, bytes_per_item))
+    return rec
 
 
 def _ledger(be):
@@ -180,12 +193,14 @@ def _explicit_uniform_case(ctx, be, dtype, shape):
         bufs.reverse()
 
     first = ctx.time(step_summing_input, be)
-    return _kernel_record(ctx, "explicit_uniform", be, dtype, shape, step,
-                          path="uniform fast path, 7-point stencil, no-flux walls; input total from "
-                               "the previous step (an operator's second and later sub-steps)",
-                          first_substep_value=int(np.prod(shape)) / first.best_s,
-                          first_substep_note="an operator call's first sub-step, which also sums its "
-                                             "input: voxel-updates/s")
+    rec = _kernel_record(ctx, "explicit_uniform", be, dtype, shape, step,
+                         path="uniform fast path, 7-point stencil, no-flux walls; input total from "
+                              "the previous step (an operator's second and later sub-steps)",
+                         first_substep_value=int(np.prod(shape)) / first.best_s,
+                         first_substep_note="an operator call's first sub-step, which also sums its "
+                                            "input: voxel-updates/s")
+    return _with_paired(ctx, rec, step, be, int(np.prod(shape)), BYTES["explicit_uniform"][0](
+        np.dtype(dtype).itemsize))
 
 
 def _explicit_pair_case(ctx, be, dtype, shape):
@@ -206,10 +221,13 @@ def _explicit_pair_case(ctx, be, dtype, shape):
     s = np.dtype(dtype).itemsize
     timing = ctx.time(pair, be)
     # two voxel-updates per voxel and call
-    return ctx.throughput("explicit_uniform_pair", be, dtype, shape, timing, items=2 * int(np.prod(shape)),
-                          unit="voxel-updates/s", bytes_per_item=per(s), write_allocate_bytes=fresh * s / 2,
-                          bytes_model=model, single_step_bytes_per_update=BYTES["explicit_uniform"][0](s),
-                          path="two uniform steps per pass (z wavefront, ring of three planes), no-flux walls")
+    single = BYTES["explicit_uniform"][0](s)
+    rec = ctx.throughput("explicit_uniform_pair", be, dtype, shape, timing, items=2 * int(np.prod(shape)),
+                         unit="voxel-updates/s", bytes_per_item=per(s), write_allocate_bytes=fresh * s / 2,
+                         bytes_model=model, single_step_bytes_per_update=single,
+                         path="two uniform steps per pass (z wavefront, ring of three planes), no-flux walls")
+    # judged as single steps: the bytes one step per pass would have to move for these updates
+    return _with_paired(ctx, rec, pair, be, 2 * int(np.prod(shape)), single)
 
 
 def _step_args(be, dtype, region, tables, dt, ps=None, fixed=None, small_on_host=False):
