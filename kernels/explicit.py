@@ -241,6 +241,17 @@ def _uniform_row(row, rym, ryp, rzm, rzp, out, nx, bulk, a1, b1, g1, a2, b2, g2,
         out[0] = _uniform_update(cc, s6, alpha, beta)
         return
     # x = 0 and x = nx-1 with the wall rule; the interior loop is branch-free (SIMD)
+    if bulk:
+        # plain 7-point stencil in y and z (the identity ghost coefficients (1, 0, 0) left out:
+        # the same sums, a few percent faster on every row)
+        for x in (0, nx - 1):
+            s6 = (_x_ghost_lo(row, x, nx, kind_x, v_x, two) + _x_ghost_hi(row, x, nx, kind_x, v_x, two)
+                  + rym[x] + ryp[x] + rzm[x] + rzp[x])
+            out[x] = _uniform_update(row[x], s6, alpha, beta)
+        for x in range(1, nx - 1):
+            s6 = row[x - 1] + row[x + 1] + rym[x] + ryp[x] + rzm[x] + rzp[x]
+            out[x] = _uniform_update(row[x], s6, alpha, beta)
+        return
     for x in (0, nx - 1):
         cc = row[x]
         xm = _x_ghost_lo(row, x, nx, kind_x, v_x, two)
@@ -248,18 +259,12 @@ def _uniform_row(row, rym, ryp, rzm, rzp, out, nx, bulk, a1, b1, g1, a2, b2, g2,
         s6 = (xm + xp + (a1 * rym[x] + b1 * cc + g1) + (a2 * ryp[x] + b2 * cc + g2)
               + (a3 * rzm[x] + b3 * cc + g3) + (a4 * rzp[x] + b4 * cc + g4))
         out[x] = _uniform_update(cc, s6, alpha, beta)
-    if bulk:
-        # plain 7-point stencil: the bulk of the grid
-        for x in range(1, nx - 1):
-            s6 = row[x - 1] + row[x + 1] + rym[x] + ryp[x] + rzm[x] + rzp[x]
-            out[x] = _uniform_update(row[x], s6, alpha, beta)
-    else:
-        for x in range(1, nx - 1):
-            cc = row[x]
-            s6 = (row[x - 1] + row[x + 1] + (a1 * rym[x] + b1 * cc + g1)
-                  + (a2 * ryp[x] + b2 * cc + g2) + (a3 * rzm[x] + b3 * cc + g3)
-                  + (a4 * rzp[x] + b4 * cc + g4))
-            out[x] = _uniform_update(cc, s6, alpha, beta)
+    for x in range(1, nx - 1):
+        cc = row[x]
+        s6 = (row[x - 1] + row[x + 1] + (a1 * rym[x] + b1 * cc + g1)
+              + (a2 * ryp[x] + b2 * cc + g2) + (a3 * rzm[x] + b3 * cc + g3)
+              + (a4 * rzp[x] + b4 * cc + g4))
+        out[x] = _uniform_update(cc, s6, alpha, beta)
 
 
 @numba.njit(inline="always", **NJIT_OPTIONS)
