@@ -206,7 +206,31 @@ def test_paired_fractions_divide_each_round_by_the_bandwidth_measured_beside_it(
     assert out["paired_roof_fraction"] == sorted(r["roof_fraction"] for r in rows)[1]
 
 
-def test_the_explicit_goals_are_judged_against_the_copy_measured_beside_the_kernel():
+def test_the_explicit_goals_are_judged_against_the_copy_bandwidth():
     fields = {(g.name, g.field) for g in GOALS}
-    assert ("explicit_uniform", "paired_copy_fraction") in fields
-    assert ("explicit_uniform_pair", "paired_copy_fraction") in fields
+    assert ("explicit_uniform", "copy_fraction") in fields
+    assert ("explicit_uniform_pair", "copy_fraction") in fields
+
+
+def test_the_roof_and_copy_are_the_best_bandwidth_measured_at_any_time():
+    # samples taken beside the goal kernels raise the run's roof and copy bandwidth (never
+    # lower them), so every fraction is taken against the best the machine showed
+    from nanosim.bench import memory
+    from nanosim.bench.record import BenchContext, Record, roof_key
+
+    key = roof_key("numba")
+    recs = [Record("memory_copy", "numba", "float64", (8,), 30.0, "GB/s", None, {}),
+            Record("memory_triad", "numba", "float64", (8,), 40.0, "GB/s", None, {})]
+    ctx = BenchContext(backends={}, quick=False, shapes=(), dtypes=(), min_time_s=0.0, min_repeats=1)
+    ctx.bandwidth_samples = [(key, 35e9, 45e9), (key, 50e9, 20e9)]
+    memory._set_roofs(ctx, [(key, r) for r in recs])
+    assert ctx.roofs[key] == 50e9 and ctx.copy_bandwidth[key] == 45e9
+    assert recs[1].roof_fraction == pytest.approx(40 / 50) and recs[1].extra["roof"]
+    kernel = Record("explicit_uniform", "numba", "float32", (8, 8, 8), 3e9, "voxel-updates/s", None,
+                    {"bytes_per_update": 8})
+    ctx.apply_roof(kernel)
+    assert kernel.roof_fraction == pytest.approx(24 / 50)
+    assert kernel.extra["copy_fraction"] == pytest.approx(24 / 45)
+    ctx.bandwidth_samples = []  # without samples beside the kernels: the records alone
+    memory._set_roofs(ctx, [(key, r) for r in recs])
+    assert ctx.roofs[key] == 40e9 and ctx.copy_bandwidth[key] == 30e9

@@ -129,6 +129,10 @@ class BenchContext:
     copy_bandwidth : dict of str to float
         The plain copy's bandwidth (bytes/s) of each memory (the compiled backend's copy), for
         ``copy_fraction``.
+    bandwidth_samples : list of (str, float, float)
+        ``(roof key, roof, copy)`` in bytes/s measured between kernels (beside the goal kernels,
+        :func:`~nanosim.bench.memory.paired_fractions`); the final roof and copy bandwidth are
+        the best of these and of the bandwidth benchmark's own samples.
     records : list of Record
         Records yielded so far, in order.
     warn : callable
@@ -143,6 +147,7 @@ class BenchContext:
     min_repeats: int
     roofs: dict = field(default_factory=dict)
     copy_bandwidth: dict = field(default_factory=dict)
+    bandwidth_samples: list = field(default_factory=list)
     records: list = field(default_factory=list)
     warn: object = _warn
 

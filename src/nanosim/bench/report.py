@@ -30,13 +30,14 @@ class Goal:
 #: Goals on a 2-core CPU (BioFVM's implicit LOD solver: 21-26 M voxel-updates/s for one
 #: substrate on such a machine).
 GOALS = (
-    # the copy bandwidth, as the goal is set; timed in rounds beside the kernel (paired_fractions)
-    # because a shared machine's bandwidth drifts; the stricter roof (fastest of copy, scale,
-    # triad) is in every record beside it (roof_fraction, paired_roof_fraction)
-    Goal("explicit_uniform", "numba", "float32", (256, 256, 256), "paired_copy_fraction", 0.60,
-         ">= 60% of copy (paired)"),
-    Goal("explicit_uniform_pair", "numba", "float32", (256, 256, 256), "paired_copy_fraction", 0.60,
-         ">= 60% of copy as single steps (paired)"),
+    # the copy bandwidth, as the goal is set: the best copy measured at any time in the run,
+    # including rounds beside these kernels (memory.paired_fractions), because a shared
+    # machine's bandwidth drifts by a third within minutes; the stricter roof (fastest of copy,
+    # scale, triad) is in every record beside it (roof_fraction)
+    Goal("explicit_uniform", "numba", "float32", (256, 256, 256), "copy_fraction", 0.60,
+         ">= 60% of best copy"),
+    Goal("explicit_uniform_pair", "numba", "float32", (256, 256, 256), "copy_fraction", 0.60,
+         ">= 60% of best copy as single steps"),
     Goal("explicit_uniform_speedup", "numba", "float32", (256, 256, 256), "value", 15.0,
          ">= 15x numpy"),
     Goal("implicit", "numba", "float64", (128, 128, 128), "value", 1e8, ">= 1e8 /s"),

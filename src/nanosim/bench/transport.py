@@ -92,11 +92,12 @@ def _kernel_record(ctx, name, be, dtype, shape, step, **extra) -> Record:
 
 
 def _with_paired(ctx, rec, fn, be, items, bytes_per_item):
-    """Add the roof and copy fractions measured in rounds beside the kernel
-    (:func:`~nanosim.bench.memory.paired_fractions`) to a record that a goal judges by them."""
+    """For a record that a goal judges against the bandwidth: measure the bandwidth in rounds
+    beside the kernel (:func:`~nanosim.bench.memory.paired_fractions`), which adds those
+    samples to the run's roof and copy bandwidth and the per-round fractions to the record."""
     key = (rec.name, rec.backend, rec.dtype, tuple(rec.shape))
     if ctx.quick or be.is_gpu or not any(
-            g.field.startswith("paired") and (g.name, g.backend, g.dtype, g.shape) == key for g in GOALS):
+            g.field.endswith("fraction") and (g.name, g.backend, g.dtype, g.shape) == key for g in GOALS):
         return rec
     rec.extra.update(paired_fractions(ctx, fn, be, items, bytes_per_item))
     return rec
