@@ -52,7 +52,10 @@ class Backend:
         return self.xp.ascontiguousarray(self.xp.asarray(a, dtype=dtype))
 
     def zeros(self, shape, dtype):
-        return self.xp.zeros(shape, dtype=dtype)
+        """Zero array; on the CPU aligned to 64 bytes (see :func:`aligned_zeros`)."""
+        if self.is_gpu:
+            return self.xp.zeros(shape, dtype=dtype)
+        return aligned_zeros(shape, dtype)
 
     def to_host(self, a) -> np.ndarray:
         if self.is_gpu:
@@ -65,6 +68,25 @@ class Backend:
 
     def __str__(self) -> str:
         return f"{self.name} ({self.device})"
+
+
+#: Alignment (bytes) of CPU fields: one cache line, one AVX-512 vector.
+CPU_ALIGN = 64
+
+
+def aligned_zeros(shape, dtype, align: int = CPU_ALIGN) -> np.ndarray:
+    """A C-contiguous zero array whose first element sits on an ``align``-byte boundary.
+
+    NumPy's large allocations start 16 bytes past a page boundary, so every 64-byte vector load
+    of a row straddles two cache lines; the explicit kernels ran 5–15 % slower on such fields
+    (float32 256³ on a 2-core EPYC). The array is a view into a slightly larger zeroed buffer.
+    """
+    dtype = np.dtype(dtype)
+    shape = (shape,) if np.isscalar(shape) else tuple(int(n) for n in shape)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    buf = np.zeros(nbytes + align, np.uint8)
+    start = (-buf.ctypes.data) % align
+    return buf[start:start + nbytes].view(dtype).reshape(shape)
 
 
 def _cupy_probe():

@@ -111,7 +111,9 @@ def _field(be, shape, dtype, seed=0):
     """A random field in [0.5, 1.5) on the backend: no denormals, no zeros to skip."""
     host = np.random.default_rng(seed).random(shape, dtype=np.dtype(dtype).type)
     host += np.dtype(dtype).type(0.5)
-    return be.asarray(host)
+    out = be.zeros(shape, dtype)  # allocated as the model allocates its fields (aligned on the CPU)
+    out[...] = be.asarray(host)
+    return out
 
 
 def _tissue(shape, dtype, seed=1):
