@@ -60,12 +60,19 @@ class ExposureTracker:
     def update(self, c, dt: float, plasma=None) -> None:
         """Account for one step of length ``dt`` ending with concentration ``c`` (and plasma value)."""
         xp = self.backend.xp
-        c1 = xp.asarray(c, np.float64)
-        c0 = self.prev if self.prev is not None else c1
-        self.auc += 0.5 * (c0 + c1) * dt
-        self.cmax = xp.maximum(self.cmax, c1)
-        self.time_above += dt * _fraction_above(xp, c0, c1, self.threshold)
-        self.prev = c1.copy()
+        if self.backend.name == "numba" and self.prev is not None and _contiguous(
+                self.prev, self.auc, self.cmax, self.time_above):
+            # one compiled pass (nanosim.kernels.exposure), the same arithmetic as below
+            from ..kernels import exposure as _kernels
+
+            _kernels.numba_update(c, self.prev, self.auc, self.cmax, self.time_above, dt, self.threshold)
+        else:
+            c1 = xp.asarray(c, np.float64)
+            c0 = self.prev if self.prev is not None else c1
+            self.auc += 0.5 * (c0 + c1) * dt
+            self.cmax = xp.maximum(self.cmax, c1)
+            self.time_above += dt * _fraction_above(xp, c0, c1, self.threshold)
+            self.prev = c1.copy()
         if plasma is not None:
             p1 = float(plasma)
             p0 = self._plasma_prev if self._plasma_prev is not None else p1
@@ -126,6 +133,10 @@ class ExposureTracker:
         self.plasma_cmax = float(attrs["exposure_plasma_cmax"])
         p = attrs.get("exposure_plasma_prev")
         self._plasma_prev = None if p is None else float(p)
+
+
+def _contiguous(*arrays) -> bool:
+    return all(a.flags.c_contiguous and a.dtype == np.float64 for a in arrays)
 
 
 def _fraction_above(xp, c0, c1, thr: float):
