@@ -141,7 +141,11 @@ class FreeDrugModel:
         sub = dt / n
         explicit = op.scheme == "explicit"
         if self._gain_cache[0] != sub:  # k_uptake·Δt per voxel at the field precision, and a buffer
-            self._gain_cache = (sub, (sub * self._k_up).astype(op.dtype), self.backend.zeros(self.grid.shape_zyx, op.dtype))
+            # (the step may change in its last bits from one step to the next: the buffer stays)
+            gain = self._gain_cache[2]
+            if gain is None:
+                gain = self.backend.zeros(self.grid.shape_zyx, op.dtype)
+            self._gain_cache = (sub, (sub * self._k_up).astype(op.dtype), gain)
         _, k_sub, gain = self._gain_cache
         xp = self.backend.xp
         for _ in range(n):
