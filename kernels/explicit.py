@@ -299,6 +299,20 @@ def _uniform_plane(a, pa, b, pb, c, pc, p, out, po, ny, nx, nz, coef, bc_kind, b
             sums[0, y] = _row_sum(out, po, y)
 
 
+@numba.njit(inline="always", **NJIT_OPTIONS)
+def _plane_sums(sums, ny, sum_in, partial, p):
+    """A plane's totals from its row sums, rows in order: Σ out into ``partial[p, 5]`` and, with
+    ``sum_in``, Σ in into ``partial[p, 2]``."""
+    l_in = 0.0
+    l_tot = 0.0
+    for y in range(ny):
+        l_tot += sums[0, y]
+        if sum_in:
+            l_in += sums[1, y]
+    partial[p, 2] = l_in
+    partial[p, 5] = l_tot
+
+
 @numba.njit(parallel=True, **NJIT_OPTIONS)
 def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial, sum_in):
     # coef = [α = D dt/h², k dt, β = 1 − 6α − k dt] in the field dtype (float32 stays float32).
@@ -310,14 +324,7 @@ def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, 
         sums = np.empty((2, ny))
         _uniform_plane(c, z, c, zlo[z], c, zhi[z], z, c_out, z, ny, nx, nz, coef, bc_kind, bc_value,
                        ylo, yhi, yco, zco, two, sums, mode)
-        l_in = 0.0
-        l_tot = 0.0
-        for y in range(ny):
-            l_tot += sums[0, y]
-            if sum_in:
-                l_in += sums[1, y]
-        partial[z, 2] = l_in
-        partial[z, 5] = l_tot
+        _plane_sums(sums, ny, sum_in, partial, z)
 
 
 @numba.njit(parallel=True, **NJIT_OPTIONS)
@@ -347,14 +354,7 @@ def _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, 
             _uniform_plane(c, p, c, zlo[p], c, zhi[p], p, ring, p % 3, ny, nx, nz, coef, bc_kind,
                            bc_value, ylo, yhi, yco, zco, two, ring_sum, mode)
             if owned:
-                l_in = 0.0
-                l_tot = 0.0
-                for y in range(ny):
-                    l_tot += ring_sum[0, y]
-                    if sum_in:
-                        l_in += ring_sum[1, y]
-                partial[p, 2] = l_in
-                partial[p, 5] = l_tot
+                _plane_sums(ring_sum, ny, sum_in, partial, p)
             # the second step on the chunk's planes whose first-step neighbours are now complete
             for q in (p - 1, p):
                 zl = zlo[q]
