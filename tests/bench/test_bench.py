@@ -225,7 +225,8 @@ def test_the_roof_and_copy_are_the_best_bandwidth_measured_at_any_time():
     ctx.bandwidth_samples = [(key, 35e9, 45e9), (key, 50e9, 20e9)]
     memory._set_roofs(ctx, [(key, r) for r in recs])
     assert ctx.roofs[key] == 50e9 and ctx.copy_bandwidth[key] == 45e9
-    assert recs[1].roof_fraction == pytest.approx(40 / 50) and recs[1].extra["roof"]
+    assert recs[1].roof_fraction == pytest.approx(40 / 50)
+    assert not any(r.extra["roof"] for r in recs)  # the roof is a sample, not one of the records
     kernel = Record("explicit_uniform", "numba", "float32", (8, 8, 8), 3e9, "voxel-updates/s", None,
                     {"bytes_per_update": 8})
     ctx.apply_roof(kernel)
@@ -234,3 +235,4 @@ def test_the_roof_and_copy_are_the_best_bandwidth_measured_at_any_time():
     ctx.bandwidth_samples = []  # without samples beside the kernels: the records alone
     memory._set_roofs(ctx, [(key, r) for r in recs])
     assert ctx.roofs[key] == 40e9 and ctx.copy_bandwidth[key] == 30e9
+    assert recs[1].extra["roof"] and not recs[0].extra["roof"]

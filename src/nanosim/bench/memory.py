@@ -167,7 +167,7 @@ def _set_roofs(ctx, found):
             ctx.copy_bandwidth[key] = max(copies + [b[1] for b in beside])
         for rec in recs:
             rec.roof_fraction = rec.value * 1e9 / roof
-            rec.extra["roof"] = rec is best
+            rec.extra["roof"] = rec is best and best.value * 1e9 >= roof  # not if a sample beat it
             if beside:
                 rec.extra["best_beside_kernels_GBps"] = {"roof": max(b[0] for b in beside) / 1e9,
                                                          "copy": max(b[1] for b in beside) / 1e9}
