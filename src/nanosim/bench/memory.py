@@ -62,25 +62,31 @@ def _record(ctx, name, backend, arrays, bytes_per_call, fn, note):
                           array_MiB=a.nbytes / 2**20)
 
 
+def _numba_methods(n):
+    """The Numba bandwidth methods on fresh arrays of ``n`` float64: ``(name, arrays, bytes per
+    call, call, note)`` for the copy, the scale and the triad."""
+    src = np.full(n, 1.0)
+    dst = np.zeros(n)
+    c = np.full(n, 2.0)
+    threads = numba.get_num_threads()
+    return (("memory_copy", (src, dst), 2 * src.nbytes, lambda: _numba_copy(src, dst),
+             f"prange copy loop, compiled to memcpy ({threads} threads)"),
+            ("memory_scale", (src, dst), 2 * src.nbytes, lambda: _numba_scale(dst, src, 0.5),
+             f"prange dst = s*src, ordinary stores ({threads} threads)"),
+            ("memory_triad", (dst, src, c), 3 * src.nbytes, lambda: _numba_triad(dst, src, c, 0.5),
+             f"prange a = b + s*c ({threads} threads)"))
+
+
 def _cpu_cases(ctx, n):
     # the CPU roof is a property of the machine: every CPU method runs whichever CPU backend was
     # asked for, each filed under the backend whose code ran it
     np_be, nb_be = get_backend("numpy"), get_backend("numba")
-    src = np.full(n, 1.0)
-    dst = np.zeros(n)
+    methods = _numba_methods(n)
+    src, dst = methods[0][1]
     yield _record(ctx, "memory_copy", np_be, (src, dst), 2 * src.nbytes,
                   lambda: np.copyto(dst, src), "np.copyto (one thread)")
-    yield _record(ctx, "memory_copy", nb_be, (src, dst), 2 * src.nbytes,
-                  lambda: _numba_copy(src, dst),
-                  f"prange copy loop, compiled to memcpy ({numba.get_num_threads()} threads)")
-    yield _record(ctx, "memory_scale", nb_be, (src, dst), 2 * src.nbytes,
-                  lambda: _numba_scale(dst, src, 0.5),
-                  f"prange dst = s*src, ordinary stores ({numba.get_num_threads()} threads)")
-    a = dst
-    c = np.full(n, 2.0)
-    yield _record(ctx, "memory_triad", nb_be, (a, src, c), 3 * src.nbytes,
-                  lambda: _numba_triad(a, src, c, 0.5),
-                  f"prange a = b + s*c ({numba.get_num_threads()} threads)")
+    for name, arrays, nbytes, call, note in methods:
+        yield _record(ctx, name, nb_be, arrays, nbytes, call, note)
 
 
 def _gpu_cases(ctx, n):
@@ -93,16 +99,11 @@ def _gpu_cases(ctx, n):
 
 
 def _roof_now(ctx, n):
-    """``(roof, copy)`` in bytes/s measured now on the CPU: the fastest of the numba copy, scale
-    and triad, and the numba copy alone (arrays allocated for the call and freed after it)."""
+    """``(roof, copy)`` in bytes/s measured now on the CPU: the fastest of the Numba copy, scale
+    and triad, and the Numba copy alone (arrays allocated for the call and freed after it)."""
     nb_be = get_backend("numba")
-    src = np.full(n, 1.0)
-    dst = np.zeros(n)
-    c = np.full(n, 2.0)
-    copy = 2 * src.nbytes / ctx.time(lambda: _numba_copy(src, dst), nb_be).best_s
-    scale = 2 * src.nbytes / ctx.time(lambda: _numba_scale(dst, src, 0.5), nb_be).best_s
-    triad = 3 * src.nbytes / ctx.time(lambda: _numba_triad(dst, src, c, 0.5), nb_be).best_s
-    return max(copy, scale, triad), copy
+    rates = [nbytes / ctx.time(call, nb_be).best_s for _, _, nbytes, call, _ in _numba_methods(n)]
+    return max(rates), rates[0]
 
 
 def paired_fractions(ctx, fn, backend, items, bytes_per_item, rounds=5) -> dict:
