@@ -6,7 +6,8 @@
 #   3. the other gpu-marked tests (transport, carriers, release, rng, microenvironment);
 #   4. the quickstart on the device and the CPU, a carrier scenario on the device, the
 #      liver-tumour scenario on the device;
-#   5. the kernel benchmarks of every usable backend.
+#   5. where the uniform explicit step's time goes (benchmarks/gpu_launch_probe.py);
+#   6. the kernel benchmarks of every usable backend.
 #
 #   bash benchmarks/gpu_checks.sh OUTDIR
 #
@@ -51,6 +52,10 @@ run_scenario quickstart cupy 60
 run_scenario quickstart numba 60
 run_scenario hcc_spion_micelle_iv cupy 100
 run_scenario liver_tumour_fluid cupy 90
+
+step "launch probe"
+timeout 60 $py benchmarks/gpu_launch_probe.py > "$out/launch-probe.json"; echo "launch probe: exit $?"
+tail -c 1500 "$out/launch-probe.json"
 
 step "kernel benchmarks"
 timeout 120 $py benchmarks/run_benchmarks.py --backend cupy --output-dir "$out" --max-load 100 \

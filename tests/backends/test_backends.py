@@ -16,3 +16,23 @@ def test_cpu_fields_are_zeroed_contiguous_and_aligned_to_64_bytes(shape, dtype):
         assert not a.any()
         a[...] = 1  # the whole view is usable and nothing outside it is touched
         assert a.sum() == a.size
+
+
+def test_low_occupancy_warnings_are_turned_off_unless_the_user_chose(monkeypatch):
+    """numba-cuda's small-grid warning printed one line per distinct grid size in a device run
+    (thousands in a carrier scenario); the cupy backend turns it off, but an explicit
+    NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS wins."""
+    config = pytest.importorskip("numba.cuda.core.config")
+    from nanosim.backends import quiet_low_occupancy_warnings
+
+    monkeypatch.setattr(config, "CUDA_LOW_OCCUPANCY_WARNINGS", 1)
+    import numba.core.config as numba_config
+
+    if hasattr(numba_config, "CUDA_LOW_OCCUPANCY_WARNINGS"):  # restored after the test
+        monkeypatch.setattr(numba_config, "CUDA_LOW_OCCUPANCY_WARNINGS", 1)
+    monkeypatch.setenv("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS", "1")
+    assert quiet_low_occupancy_warnings() is False
+    assert config.CUDA_LOW_OCCUPANCY_WARNINGS == 1
+    monkeypatch.delenv("NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS")
+    assert quiet_low_occupancy_warnings() is True
+    assert config.CUDA_LOW_OCCUPANCY_WARNINGS == 0
