@@ -8,6 +8,10 @@ For 128³ and 256³ float32 fields, measures (CUDA events and host wall time, be
 - an empty numba-cuda kernel launched with the same arguments (the launch cost by itself);
 - a CuPy device copy of the field (the bandwidth reference).
 
+The CuPy-argument figures are taken twice: with numba-cuda's ``CUDA_ARRAY_INTERFACE_SYNC`` on
+(its default: every CuPy argument synchronises the device at launch) and off (what the cupy
+backend sets, ``nanosim.backends.skip_array_interface_sync``).
+
     python benchmarks/gpu_launch_probe.py [--json]
 
 Prints one JSON document. Needs CuPy and numba-cuda.
@@ -24,6 +28,11 @@ import numpy as np
 from numba import cuda
 
 from nanosim.kernels import explicit_cuda
+
+try:  # numba-cuda's own configuration (numba-cuda >= 0.20), else Numba's
+    from numba.cuda.core import config
+except ImportError:
+    from numba.core import config
 
 
 @cuda.jit
@@ -87,20 +96,25 @@ def main():
         ev1.synchronize()
         kernel_s = cp.cuda.get_elapsed_time(ev0, ev1) / 1e3 / 50
         copy_s = _best(lambda: o.__setitem__(Ellipsis, c))
-        rec = {
-            "shape": list(shape), "dtype": "float32",
-            "step_sync_s": _best(step),
-            "step_queued_s": _best(step, sync=False),
+        rec = {"shape": list(shape), "dtype": "float32"}
+        for flag, tag in ((1, "interface_sync_on"), (0, "interface_sync_off")):
+            config.CUDA_ARRAY_INTERFACE_SYNC = flag
+            rec[tag] = {
+                "step_sync_s": _best(step),
+                "step_queued_s": _best(step, sync=False),
+                "empty_launch_cupy_s": _best(empty_cupy, sync=False),
+            }
+        rec.update({
             "prewrapped_sync_s": _best(kernel_prewrapped),
             "prewrapped_queued_s": _best(kernel_prewrapped, sync=False),
             "kernel_events_s": kernel_s,
-            "empty_launch_cupy_s": _best(empty_cupy, sync=False),
             "empty_launch_prewrapped_s": _best(empty_prewrapped, sync=False),
             "copy_s": copy_s,
-        }
+        })
         vox = n ** 3
         rec["kernel_updates_per_s"] = vox / kernel_s
-        rec["step_sync_updates_per_s"] = vox / rec["step_sync_s"]
+        for tag in ("interface_sync_on", "interface_sync_off"):
+            rec[tag]["step_sync_updates_per_s"] = vox / rec[tag]["step_sync_s"]
         rec["copy_GBps"] = 2 * 4 * vox / copy_s / 1e9
         rec["kernel_copy_fraction"] = 8 * vox / kernel_s / 1e9 / rec["copy_GBps"]
         out["cases"].append(rec)
