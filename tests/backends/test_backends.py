@@ -37,22 +37,3 @@ def test_low_occupancy_warnings_are_turned_off_unless_the_user_chose(monkeypatch
     assert quiet_low_occupancy_warnings() is True
     assert config.CUDA_LOW_OCCUPANCY_WARNINGS == 0
 
-
-def test_array_interface_sync_is_skipped_unless_the_user_chose(monkeypatch):
-    """Every CuPy argument of every launch synchronised the device (numba-cuda's default); the
-    cupy backend skips that (all device work shares the default stream), an explicit
-    NUMBA_CUDA_ARRAY_INTERFACE_SYNC wins."""
-    config = pytest.importorskip("numba.cuda.core.config")
-    from nanosim.backends import skip_array_interface_sync
-
-    monkeypatch.setattr(config, "CUDA_ARRAY_INTERFACE_SYNC", 1)
-    import numba.core.config as numba_config
-
-    if hasattr(numba_config, "CUDA_ARRAY_INTERFACE_SYNC"):  # restored after the test
-        monkeypatch.setattr(numba_config, "CUDA_ARRAY_INTERFACE_SYNC", 1)
-    monkeypatch.setenv("NUMBA_CUDA_ARRAY_INTERFACE_SYNC", "1")
-    assert skip_array_interface_sync() is False
-    assert config.CUDA_ARRAY_INTERFACE_SYNC == 1
-    monkeypatch.delenv("NUMBA_CUDA_ARRAY_INTERFACE_SYNC")
-    assert skip_array_interface_sync() is True
-    assert config.CUDA_ARRAY_INTERFACE_SYNC == 0

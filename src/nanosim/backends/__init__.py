@@ -140,7 +140,6 @@ def _numba_cuda_probe():
             f"({exc.__class__.__name__}: {exc}); {fix}, or use --backend numba."
         ) from None
     quiet_low_occupancy_warnings()
-    skip_array_interface_sync()
 
 
 def _set_numba_cuda_config(name: str, value) -> None:
@@ -151,23 +150,6 @@ def _set_numba_cuda_config(name: str, value) -> None:
             continue
         if hasattr(config, name):
             setattr(config, name, value)
-
-
-def skip_array_interface_sync() -> bool:
-    """Stop numba-cuda synchronising the device at every kernel launch that takes CuPy arrays.
-
-    With ``CUDA_ARRAY_INTERFACE_SYNC`` on (numba-cuda's default), every CuPy argument of every
-    launch synchronises the stream CuPy names in its array interface, so the host waits for the
-    device at each argument of each launch and launches never queue. nanosim runs all device work
-    on CuPy's and Numba's common default stream (the legacy default stream), where launches and
-    CuPy operations are ordered without it. An explicit ``NUMBA_CUDA_ARRAY_INTERFACE_SYNC`` (for
-    code that hands nanosim arrays on other streams) is kept. Returns whether the sync is now
-    skipped.
-    """
-    if "NUMBA_CUDA_ARRAY_INTERFACE_SYNC" in os.environ:
-        return os.environ["NUMBA_CUDA_ARRAY_INTERFACE_SYNC"].strip() in ("0", "")
-    _set_numba_cuda_config("CUDA_ARRAY_INTERFACE_SYNC", 0)
-    return True
 
 
 def quiet_low_occupancy_warnings() -> bool:
