@@ -142,28 +142,23 @@ def _numba_cuda_probe():
     quiet_low_occupancy_warnings()
 
 
-def _set_numba_cuda_config(name: str, value) -> None:
+def quiet_low_occupancy_warnings() -> bool:
+    """Turn off numba-cuda's "grid size will likely result in GPU under-utilization" warning.
+
+    Small grids are normal here (kernels over a network's segments or a few particles): with the
+    warning on, a carrier scenario on the device printed one line per distinct grid size,
+    thousands in a run. A user who sets ``NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS`` keeps their choice.
+    Returns whether the warning is now off.
+    """
+    if "NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS" in os.environ:
+        return os.environ["NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS"].strip() in ("0", "")
     for mod in ("numba.cuda.core.config", "numba.core.config"):  # numba-cuda's own, then Numba's
         try:
             config = importlib.import_module(mod)
         except ImportError:
             continue
-        if hasattr(config, name):
-            setattr(config, name, value)
-
-
-def quiet_low_occupancy_warnings() -> bool:
-    """Turn off numba-cuda's "grid size will likely result in GPU under-utilization" warning.
-
-    Small grids are normal here (a vessel's voxels, a handful of lodged spheres, the last
-    partial block of particles): with the warning on, a carrier scenario on the device printed
-    one line per distinct grid size, thousands in a run, and the heuristic asks the driver for
-    the SM count on every launch. A user who sets ``NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS`` keeps
-    their choice. Returns whether the warning is now off.
-    """
-    if "NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS" in os.environ:
-        return os.environ["NUMBA_CUDA_LOW_OCCUPANCY_WARNINGS"].strip() in ("0", "")
-    _set_numba_cuda_config("CUDA_LOW_OCCUPANCY_WARNINGS", 0)
+        if hasattr(config, "CUDA_LOW_OCCUPANCY_WARNINGS"):
+            config.CUDA_LOW_OCCUPANCY_WARNINGS = 0
     return True
 
 
