@@ -13,7 +13,7 @@ The CuPy-argument figures are taken twice: with numba-cuda's ``CUDA_ARRAY_INTERF
 the H200 on 2026-11-27 the two differed by < 7 % (launch cost is the array-interface import,
 not the sync), so the backend leaves numba-cuda's default.
 
-    python benchmarks/gpu_launch_probe.py [--json]
+    python benchmarks/gpu_launch_probe.py
 
 Prints one JSON document. Needs CuPy and numba-cuda.
 """
