@@ -12,6 +12,11 @@ Python interface::
 
 __version__ = "0.1.0"
 
+from . import _numba_target
+
+# before anything imports Numba: it fixes its code generation on import (see _numba_target)
+_numba_target.configure()
+
 __all__ = ["__version__", "load_scenario", "run", "open_results"]
 
 

@@ -61,7 +61,7 @@ def machine_info(backends=None) -> dict:
     import numba
     import numpy
 
-    from .. import __version__
+    from .. import __version__, _numba_target
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     info = {
@@ -73,6 +73,7 @@ def machine_info(backends=None) -> dict:
         "memory_GiB": _memory_gib(),
         "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": _threading_layer(),
+        "numba_vector_bits": _numba_target.STATE["vector_bits"],
         "os": f"{platform.system()} {platform.release()}",
         "versions": {"nanosim": __version__, "python": platform.python_version(),
                      "numpy": numpy.__version__, "numba": numba.__version__},

@@ -7,7 +7,7 @@ Example::
     ├── numpy 2.4.6, numba 0.68.1, h5py 3.16.0 (HDF5 2.0.0), pydantic 2.14.4
     └── backends
         ├── numpy: ok: cpu
-        ├── numba: ok: cpu (2 threads)
+        ├── numba: ok: cpu (2 threads, vector width 512 (set by nanosim))
         └── cupy: cupy backend unavailable: cannot import cupy ...
 """
 
@@ -34,7 +34,7 @@ def _version(pkg: str) -> str | None:
 
 
 def collect() -> dict:
-    from .. import __version__
+    from .. import __version__, _numba_target
     from ..backends import available_backends
 
     import h5py
@@ -48,6 +48,7 @@ def collect() -> dict:
         "platform": f"{platform.system()} {platform.machine()}",
         "cpu_cores": os.cpu_count(),
         "numba_threads": numba.config.NUMBA_NUM_THREADS,
+        "numba_vector_bits": _numba_target.STATE["vector_bits"],
         "hdf5": h5py.version.hdf5_version,
         "packages": {k: v for k, v in pkgs.items() if v},
         "backends": available_backends(),
@@ -65,6 +66,7 @@ def main(args) -> int:
     print("└── backends")
     items = list(d["backends"].items())
     for i, (k, v) in enumerate(items):
-        extra = f" ({d['numba_threads']} threads)" if k == "numba" and v.startswith("ok") else ""
+        extra = (f" ({d['numba_threads']} threads, vector width {d['numba_vector_bits']})"
+                 if k == "numba" and v.startswith("ok") else "")
         print(f"    {'└' if i == len(items) - 1 else '├'}── {k}: {v}{extra}")
     return 0
