@@ -5,6 +5,7 @@ A *pointwise* function is a scalar Python function that uses only ``math`` and a
 
 - ``.py``   the plain Python function (NumPy reference paths and documentation),
 - ``.cpu``  compiled with ``numba.njit`` (called from CPU ``prange`` loops),
+- ``.cpu_inline`` the same, inlined into its caller (for loops that must vectorise),
 - ``.cuda`` compiled with ``numba.cuda.jit(device=True)``, built lazily on first access so that
   ``import nanosim`` never imports ``numba.cuda`` (and never CuPy).
 
@@ -50,6 +51,16 @@ class Pointwise:
     @functools.cached_property
     def cpu(self):
         return numba.njit(**NJIT_OPTIONS)(self._retarget("cpu"))
+
+    @functools.cached_property
+    def cpu_inline(self):
+        """Compiled with ``numba.njit(inline="always")``, its pointwise callees likewise.
+
+        Numba inlines such functions into the caller's IR before type inference, so a kernel's
+        constant choices fold away and LLVM sees one straight-line loop body it can vectorise;
+        ``.cpu`` callees stay opaque calls (a loop that calls one is not vectorised).
+        """
+        return numba.njit(inline="always", **NJIT_OPTIONS)(self._retarget("cpu_inline"))
 
     @functools.cached_property
     def cuda(self):

@@ -31,12 +31,13 @@ import numba
 from numba import prange
 
 from ._compile import NJIT_OPTIONS
-from . import transport
+from . import physics, transport
 from .transport import LEDGER_SIZE
 
 _axis_rate = transport.axis_rate.cpu
-_interior_axis_rate = transport.interior_axis_rate.cpu
-_voxel_update = transport.explicit_voxel_update.cpu
+_interior_face_rate = transport.interior_face_rate.cpu_inline
+_face_diffusivity = physics.face_diffusivity.cpu
+_voxel_update = transport.explicit_voxel_update.cpu_inline
 _uniform_update = transport.uniform_update.cpu
 
 
@@ -52,93 +53,168 @@ def explicit_dt_limit(h_m, d_max_m2_per_s, u_max_m_per_s=(0.0, 0.0, 0.0), k_max_
 # ----------------------------------------------------------------------------------------------
 # General step (numba)
 # ----------------------------------------------------------------------------------------------
-@numba.njit(parallel=True, **NJIT_OPTIONS)
-def _general_kernel(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, koff_table,
-                    ps, has_ps, src, has_src, fixed, has_fixed, cp, u, has_u, bc_kind, bc_value,
-                    h, dt, partial):
-    nz, ny, nx = c.shape
-    cf = c.reshape(-1)
-    cbf = cb.reshape(-1)
-    of = c_out.reshape(-1)
-    obf = cb_out.reshape(-1)
-    reg = region.reshape(-1)
-    uf = u.reshape(3, -1) if has_u else u.reshape(3, -1)
-    psf = ps.reshape(-1)
-    srcf = src.reshape(-1)
-    fxf = fixed.reshape(-1)
-    inv_h = 1.0 / h
-    bx, by, bz = bc_kind[0], bc_kind[1], bc_kind[2]
-    vx, vy, vz = bc_value[0], bc_value[1], bc_value[2]
-    sy = nx
-    sz = nx * ny
-    # one work item per (z, y) row: parallel even for a single z-plane
-    for zy in prange(nz * ny):
-        z = zy // ny
-        y = zy - z * ny
-        z_in = (0 < z < nz - 1) or (nz == 1 and bz != 2)
-        l_bnd = 0.0
-        l_ves = 0.0
-        l_loss = 0.0
-        l_exch = 0.0
-        l_src = 0.0
-        l_tot = 0.0
-        # rows away from the y/z walls (or along a flat periodic/no-flux axis) take the
-        # direct-neighbour path for interior x; everything else the general wall rule
-        y_in = (0 < y < ny - 1) or (ny == 1 and by != 2)
-        for x in range(nx):
-            i = z * sz + y * sy + x
-            if y_in and z_in and 0 < x < nx - 1:
-                d0 = d_table[reg[i]]
-                c0 = cf[i]
-                rx = _interior_axis_rate(cf[i - 1], c0, cf[i + 1], d_table[reg[i - 1]], d0,
-                                         d_table[reg[i + 1]], uf[0, i - 1] if has_u else 0.0,
-                                         uf[0, i] if has_u else 0.0, inv_h)
-                ry = 0.0 * c0
-                if ny > 1:
-                    ry = _interior_axis_rate(cf[i - sy], c0, cf[i + sy], d_table[reg[i - sy]], d0,
-                                             d_table[reg[i + sy]], uf[1, i - sy] if has_u else 0.0,
-                                             uf[1, i] if has_u else 0.0, inv_h)
-                rz = 0.0 * c0
-                if nz > 1:
-                    rz = _interior_axis_rate(cf[i - sz], c0, cf[i + sz], d_table[reg[i - sz]], d0,
-                                             d_table[reg[i + sz]], uf[2, i - sz] if has_u else 0.0,
-                                             uf[2, i] if has_u else 0.0, inv_h)
-                qx = 0.0 * c0
-                qy = qx
-                qz = qx
-            else:
-                rx, qx = _axis_rate(cf, reg, d_table, uf, has_u, i, x, nx, 1, 0, bx, vx, inv_h)
-                ry, qy = _axis_rate(cf, reg, d_table, uf, has_u, i, y, ny, sy, 1, by, vy, inv_h)
-                rz, qz = _axis_rate(cf, reg, d_table, uf, has_u, i, z, nz, sz, 2, bz, vz, inv_h)
-            t = rx + ry + rz
-            ci = cf[i]
-            bi = cbf[i]
-            l_bnd += dt * (qx + qy + qz)
-            if has_fixed and fxf[i] != 0:
-                of[i] = cp
-                obf[i] = bi
-                l_ves += cp - (ci + dt * t)
-                l_tot += cp + bi
-                continue
-            r = reg[i]
-            k = k_table[r]
-            kon = kon_table[r]
-            koff = koff_table[r]
-            p = psf[i] if has_ps else 0.0
-            s = srcf[i] if has_src else 0.0
-            cn, bn, loss, exch, srcd = _voxel_update(ci, bi, t, k, kon, koff, p, cp, s, dt)
-            of[i] = cn
-            obf[i] = bn
-            l_loss += loss
-            l_exch += exch
-            l_src += srcd
-            l_tot += np.float64(cn) + np.float64(bn)
-        partial[zy, 0] = l_bnd
-        partial[zy, 1] = l_ves
-        partial[zy, 2] = l_loss
-        partial[zy, 3] = l_exch
-        partial[zy, 4] = l_src
-        partial[zy, 5] = l_tot
+@numba.njit(**NJIT_OPTIONS)
+def _general_voxel(cf, cbf, of, obf, reg, d_table, k_table, kon_table, koff_table, psf, has_ps, srcf,
+                   has_src, fxf, has_fixed, cp, uf, has_u, bx, by, bz, vx, vy, vz, x, y, z, i, nx, ny, nz,
+                   sy, sz, inv_h, dt):
+    """One voxel with the wall rule on every axis; writes ``of[i], obf[i]`` and returns its ledger
+    terms ``(boundary, vessel, loss, exchange, source, total)``."""
+    rx, qx = _axis_rate(cf, reg, d_table, uf, has_u, i, x, nx, 1, 0, bx, vx, inv_h)
+    ry, qy = _axis_rate(cf, reg, d_table, uf, has_u, i, y, ny, sy, 1, by, vy, inv_h)
+    rz, qz = _axis_rate(cf, reg, d_table, uf, has_u, i, z, nz, sz, 2, bz, vz, inv_h)
+    t = rx + ry + rz
+    ci = cf[i]
+    bi = cbf[i]
+    bnd = dt * (qx + qy + qz)
+    if has_fixed and fxf[i] != 0:
+        of[i] = cp
+        obf[i] = bi
+        return bnd, cp - (ci + dt * t), 0.0, 0.0, 0.0, np.float64(cp + bi)
+    r = reg[i]
+    p = psf[i] if has_ps else 0.0
+    s = srcf[i] if has_src else 0.0
+    cn, bn, loss, exch, srcd = _voxel_update(ci, bi, t, k_table[r], kon_table[r], koff_table[r], p, cp, s, dt)
+    of[i] = cn
+    obf[i] = bn
+    return bnd, 0.0, loss, exch, srcd, np.float64(cn) + np.float64(bn)
+
+
+@numba.njit(**NJIT_OPTIONS)
+def _face_table(d_table):
+    """``f[a, b]``: the face diffusivity (m²/s) between voxels of regions ``a`` and ``b``, computed
+    as the kernels compute it (:func:`~nanosim.kernels.physics.face_diffusivity`, same argument
+    order), so a lookup gives the same bits as the division it replaces (six per voxel)."""
+    n = d_table.shape[0]
+    f = np.empty((n, n))
+    for a in range(n):
+        for b in range(n):
+            f[a, b] = _face_diffusivity(d_table[a], d_table[b])
+    return f
+
+
+#: Compiled general kernels, one per combination of the choices they are specialised on.
+_GENERAL_KERNELS = {}
+
+
+def _general_kernel(has_ps, has_src, has_fixed, has_u, has_y, has_z, fast_rows=True):
+    """The general ``prange`` kernel specialised on which optional fields exist and which axes have
+    more than one voxel (compiled on first use, cached on disk). ``fast_rows=False`` sends every
+    voxel through the wall rule (the tests' check that the interior path gives the same bits)."""
+    key = (bool(has_ps), bool(has_src), bool(has_fixed), bool(has_u), bool(has_y), bool(has_z),
+           bool(fast_rows))
+    if key not in _GENERAL_KERNELS:
+        _GENERAL_KERNELS[key] = _make_general_kernel(*key)
+    return _GENERAL_KERNELS[key]
+
+
+def _make_general_kernel(HAS_PS, HAS_SRC, HAS_FIXED, HAS_U, HAS_Y, HAS_Z, FAST_ROWS):
+    # The closure holds only these constants: they fold the optional terms away at compile time
+    # and make up the on-disk cache key.
+    @numba.njit(parallel=True, **NJIT_OPTIONS)
+    def kernel(c, cb, c_out, cb_out, region, d_table, face_d, k_table, kon_table, koff_table, ps, src,
+               fixed, cp, u, bc_kind, bc_value, h, dt, partial):
+        nz, ny, nx = c.shape
+        cf = c.reshape(-1)
+        cbf = cb.reshape(-1)
+        of = c_out.reshape(-1)
+        obf = cb_out.reshape(-1)
+        reg = region.reshape(-1)
+        uf = u.reshape(3, -1)
+        psf = ps.reshape(-1)
+        srcf = src.reshape(-1)
+        fxf = fixed.reshape(-1)
+        inv_h = 1.0 / h
+        bx, by, bz = bc_kind[0], bc_kind[1], bc_kind[2]
+        vx, vy, vz = bc_value[0], bc_value[1], bc_value[2]
+        sy = nx
+        sz = nx * ny
+        # one work item per (z, y) row: parallel even for a single z-plane
+        for zy in prange(nz * ny):
+            z = zy // ny
+            y = zy - z * ny
+            row = z * sz + y * sy
+            # rows away from the y/z walls (or along a flat periodic/no-flux axis) take the
+            # direct-neighbour path for interior x; the row's ends and every other row the
+            # general wall rule
+            z_in = (0 < z < nz - 1) or (nz == 1 and bz != 2)
+            y_in = (0 < y < ny - 1) or (ny == 1 and by != 2)
+            fast = FAST_ROWS and y_in and z_in and nx >= 3
+            l_bnd = 0.0
+            l_ves = 0.0
+            l_loss = 0.0
+            l_exch = 0.0
+            l_src = 0.0
+            l_tot = 0.0
+            # a fast row in three parts: x = 0, the interior, x = nx − 1; any other row voxel by voxel
+            for e in range(3 if fast else nx):
+                if fast and e == 1:
+                    # the interior in one loop: face diffusivities from the table of region pairs
+                    # (no division), no wall tests, unsigned indices (Numba adds no wrap-around
+                    # test for them); the ledger terms are added in the same order as voxel by
+                    # voxel. (The table lookups keep LLVM from vectorising it: it cannot prove
+                    # that they do not alias the outputs.)
+                    one = np.uint64(1)
+                    uy = np.uint64(sy)
+                    uz = np.uint64(sz)
+                    for xi in range(1, nx - 1):
+                        i = np.uint64(row + xi)
+                        c0 = cf[i]
+                        r0 = reg[i]
+                        t = _interior_face_rate(cf[i - one], c0, cf[i + one], face_d[reg[i - one], r0],
+                                                face_d[r0, reg[i + one]],
+                                                np.float64(uf[0, i - one]) if HAS_U else 0.0,
+                                                np.float64(uf[0, i]) if HAS_U else 0.0, inv_h)
+                        if HAS_Y:
+                            t = t + _interior_face_rate(cf[i - uy], c0, cf[i + uy], face_d[reg[i - uy], r0],
+                                                        face_d[r0, reg[i + uy]],
+                                                        np.float64(uf[1, i - uy]) if HAS_U else 0.0,
+                                                        np.float64(uf[1, i]) if HAS_U else 0.0, inv_h)
+                        else:
+                            t = t + 0.0 * c0
+                        if HAS_Z:
+                            t = t + _interior_face_rate(cf[i - uz], c0, cf[i + uz], face_d[reg[i - uz], r0],
+                                                        face_d[r0, reg[i + uz]],
+                                                        np.float64(uf[2, i - uz]) if HAS_U else 0.0,
+                                                        np.float64(uf[2, i]) if HAS_U else 0.0, inv_h)
+                        else:
+                            t = t + 0.0 * c0
+                        bi = cbf[i]
+                        if HAS_FIXED and fxf[i] != 0:
+                            of[i] = cp
+                            obf[i] = bi
+                            l_ves += cp - (c0 + dt * t)
+                            l_tot += cp + bi
+                            continue
+                        # float64 as with the wall rule's runtime flags (a float32 product differs)
+                        p = np.float64(psf[i]) if HAS_PS else 0.0
+                        s = np.float64(srcf[i]) if HAS_SRC else 0.0
+                        cn, bn, loss, exch, srcd = _voxel_update(c0, bi, t, k_table[r0], kon_table[r0],
+                                                                 koff_table[r0], p, cp, s, dt)
+                        of[i] = cn
+                        obf[i] = bn
+                        l_loss += loss
+                        l_exch += exch
+                        l_src += srcd
+                        l_tot += np.float64(cn) + np.float64(bn)
+                    continue
+                x = nx - 1 if fast and e == 2 else e
+                terms = _general_voxel(cf, cbf, of, obf, reg, d_table, k_table, kon_table, koff_table,
+                                       psf, HAS_PS, srcf, HAS_SRC, fxf, HAS_FIXED, cp, uf, HAS_U, bx, by,
+                                       bz, vx, vy, vz, x, y, z, row + x, nx, ny, nz, sy, sz, inv_h, dt)
+                l_bnd += terms[0]
+                l_ves += terms[1]
+                l_loss += terms[2]
+                l_exch += terms[3]
+                l_src += terms[4]
+                l_tot += terms[5]
+            partial[zy, 0] = l_bnd
+            partial[zy, 1] = l_ves
+            partial[zy, 2] = l_loss
+            partial[zy, 3] = l_exch
+            partial[zy, 4] = l_src
+            partial[zy, 5] = l_tot
+
+    return kernel
 
 
 def numba_explicit_step(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, koff_table,
@@ -151,9 +227,10 @@ def numba_explicit_step(c, cb, c_out, cb_out, region, d_table, k_table, kon_tabl
     """
     if partial is None or partial.shape[0] != c.shape[0] * c.shape[1]:
         partial = np.zeros((c.shape[0] * c.shape[1], LEDGER_SIZE))
-    _general_kernel(c, cb, c_out, cb_out, region, d_table, k_table, kon_table, koff_table,
-                    ps, bool(has_ps), src, bool(has_src), fixed, bool(has_fixed), c.dtype.type(cp),
-                    u, bool(has_u), bc_kind, bc_value, float(h), float(dt), partial)
+    nz, ny, _ = c.shape
+    kernel = _general_kernel(has_ps, has_src, has_fixed, has_u, ny > 1, nz > 1)
+    kernel(c, cb, c_out, cb_out, region, d_table, _face_table(d_table), k_table, kon_table, koff_table, ps,
+           src, fixed, c.dtype.type(cp), u, bc_kind, bc_value, float(h), float(dt), partial)
     ledger += partial.sum(axis=0)
 
 

@@ -343,14 +343,9 @@ def _host_prepare(x, y, z, state, ids, step, kw):
 # Numba (CPU) driver
 # --------------------------------------------------------------------------------------------
 
-try:  # inline the physics into the loop (a separately compiled callee taking nine arrays
-    # costs more than the transition itself); the helper lives with the particle step
-    from .particles import _inline_cpu as _inline
-except ImportError:  # pragma: no cover - same results, only slower
-    def _inline(pw):
-        return pw.cpu
-
-_update_cpu = _inline(update_state)
+# the physics inlined into the loop (a separately compiled callee taking nine arrays costs more
+# than the transition itself)
+_update_cpu = update_state.cpu_inline
 
 
 @numba.njit(parallel=True, **NJIT_OPTIONS)

@@ -111,14 +111,13 @@ from __future__ import annotations
 
 import math
 import sys
-import types
 from numbers import Integral
 
 import numba
 import numpy as np
 
 from . import rng
-from ._compile import NJIT_OPTIONS, Pointwise, pointwise
+from ._compile import NJIT_OPTIONS, pointwise
 from .compartments import DRAW_BROWNIAN
 from .rng import u01_from_words
 
@@ -711,28 +710,6 @@ def _options(local_vars):
     return {k: local_vars[k] for k in _OPTIONS}
 
 
-def _inline_cpu(pw, _memo={}):
-    """``pw`` compiled with ``numba.njit(inline="always")``, its pointwise callees likewise.
-
-    Numba inlines such functions into the caller's IR before type inference, so the kernel's
-    constant choices (diffusivity mode, velocity lookup, step distribution) fold away and LLVM
-    sees one straight-line loop body it can vectorise; separately compiled ``.cpu`` callees
-    would stay opaque calls.
-    """
-    if pw not in _memo:
-        glb = dict(pw.py.__globals__)
-        for key in pw.py.__code__.co_names:
-            value = glb.get(key)
-            if isinstance(value, Pointwise) and value is not pw:
-                glb[key] = _inline_cpu(value)
-        fn = types.FunctionType(pw.py.__code__, glb, pw.py.__name__, pw.py.__defaults__,
-                                pw.py.__closure__)
-        fn.__qualname__ = pw.py.__qualname__
-        fn.__module__ = pw.py.__module__
-        _memo[pw] = numba.njit(inline="always", **NJIT_OPTIONS)(fn)
-    return _memo[pw]
-
-
 _NUMBA_KERNELS = {}
 
 #: Particles per scheduling chunk of the Numba kernels.
@@ -753,7 +730,7 @@ def _numba_kernel(d_mode, code_bytes, has_u, trilinear, per_x, per_y, per_z, uni
     return _NUMBA_KERNELS[key]
 
 
-_update_inline = _inline_cpu(update_particle)
+_update_inline = update_particle.cpu_inline  # inlined: the loop vectorises
 
 
 def _make_numba_kernel(D_MODE, CODE_BYTES, HAS_U, TRILINEAR, PER_X, PER_Y, PER_Z, UNIFORM):

@@ -75,8 +75,16 @@ def interior_axis_rate(c_lo, c0, c_hi, d_lo, d0, d_hi, u_lo, u0, inv_h):
     ``u_lo`` is the velocity on the lower face, ``u0`` on the voxel's own upper face. Same
     arithmetic as :func:`axis_rate` away from the domain walls.
     """
-    f_in = face_flux(c_lo, c0, face_diffusivity(d_lo, d0), u_lo, inv_h)
-    f_out = face_flux(c0, c_hi, face_diffusivity(d0, d_hi), u0, inv_h)
+    return interior_face_rate(c_lo, c0, c_hi, face_diffusivity(d_lo, d0), face_diffusivity(d0, d_hi),
+                              u_lo, u0, inv_h)
+
+
+@pointwise
+def interior_face_rate(c_lo, c0, c_hi, f_lo, f_hi, u_lo, u0, inv_h):
+    """:func:`interior_axis_rate` given the two face diffusivities (m²/s) instead of the three
+    voxel ones (a kernel may take them from a table of region pairs: the same values)."""
+    f_in = face_flux(c_lo, c0, f_lo, u_lo, inv_h)
+    f_out = face_flux(c0, c_hi, f_hi, u0, inv_h)
     return (f_in - f_out) * inv_h
 
 
