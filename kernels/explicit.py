@@ -92,6 +92,16 @@ def _face_table(d_table):
     return f
 
 
+@numba.njit(inline="always", **NJIT_OPTIONS)
+def _interior_term(cf, reg, face_d, uf, has_u, axis, i, s, c0, r0, inv_h):
+    """Transport rate into interior voxel ``i`` (unsigned) along ``axis`` (stride ``s``, unsigned),
+    its face diffusivities from the region-pair table ``face_d``; velocities in float64, as the
+    wall rule reads them."""
+    return _interior_face_rate(cf[i - s], c0, cf[i + s], face_d[reg[i - s], r0], face_d[r0, reg[i + s]],
+                               np.float64(uf[axis, i - s]) if has_u else 0.0,
+                               np.float64(uf[axis, i]) if has_u else 0.0, inv_h)
+
+
 #: Compiled general kernels, one per combination of the choices they are specialised on.
 _GENERAL_KERNELS = {}
 
@@ -160,22 +170,13 @@ def _make_general_kernel(HAS_PS, HAS_SRC, HAS_FIXED, HAS_U, HAS_Y, HAS_Z, FAST_R
                         i = np.uint64(row + xi)
                         c0 = cf[i]
                         r0 = reg[i]
-                        t = _interior_face_rate(cf[i - one], c0, cf[i + one], face_d[reg[i - one], r0],
-                                                face_d[r0, reg[i + one]],
-                                                np.float64(uf[0, i - one]) if HAS_U else 0.0,
-                                                np.float64(uf[0, i]) if HAS_U else 0.0, inv_h)
+                        t = _interior_term(cf, reg, face_d, uf, HAS_U, 0, i, one, c0, r0, inv_h)
                         if HAS_Y:
-                            t = t + _interior_face_rate(cf[i - uy], c0, cf[i + uy], face_d[reg[i - uy], r0],
-                                                        face_d[r0, reg[i + uy]],
-                                                        np.float64(uf[1, i - uy]) if HAS_U else 0.0,
-                                                        np.float64(uf[1, i]) if HAS_U else 0.0, inv_h)
+                            t = t + _interior_term(cf, reg, face_d, uf, HAS_U, 1, i, uy, c0, r0, inv_h)
                         else:
                             t = t + 0.0 * c0
                         if HAS_Z:
-                            t = t + _interior_face_rate(cf[i - uz], c0, cf[i + uz], face_d[reg[i - uz], r0],
-                                                        face_d[r0, reg[i + uz]],
-                                                        np.float64(uf[2, i - uz]) if HAS_U else 0.0,
-                                                        np.float64(uf[2, i]) if HAS_U else 0.0, inv_h)
+                            t = t + _interior_term(cf, reg, face_d, uf, HAS_U, 2, i, uz, c0, r0, inv_h)
                         else:
                             t = t + 0.0 * c0
                         bi = cbf[i]
