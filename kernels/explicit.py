@@ -71,8 +71,8 @@ def _general_voxel(cf, cbf, of, obf, reg, d_table, k_table, kon_table, koff_tabl
         obf[i] = bi
         return bnd, cp - (ci + dt * t), 0.0, 0.0, 0.0, np.float64(cp + bi)
     r = reg[i]
-    p = psf[i] if has_ps else 0.0
-    s = srcf[i] if has_src else 0.0
+    p = np.float64(psf[i]) if has_ps else 0.0  # float64 either way (a float32 product differs)
+    s = np.float64(srcf[i]) if has_src else 0.0
     cn, bn, loss, exch, srcd = _voxel_update(ci, bi, t, k_table[r], kon_table[r], koff_table[r], p, cp, s, dt)
     of[i] = cn
     obf[i] = bn

@@ -69,20 +69,14 @@ def axis_rate(cf, reg, dtab, uf, has_u, idx, q, n, s, a, kind, v, inv_h):
 
 
 @pointwise
-def interior_axis_rate(c_lo, c0, c_hi, d_lo, d0, d_hi, u_lo, u0, inv_h):
+def interior_face_rate(c_lo, c0, c_hi, f_lo, f_hi, u_lo, u0, inv_h):
     """Net transport rate (mol m⁻³ s⁻¹) into a voxel from its two neighbours along one axis.
 
-    ``u_lo`` is the velocity on the lower face, ``u0`` on the voxel's own upper face. Same
-    arithmetic as :func:`axis_rate` away from the domain walls.
+    ``f_lo``, ``f_hi`` are the face diffusivities (m²/s) of its lower and upper face
+    (:func:`~nanosim.kernels.physics.face_diffusivity`; a kernel may take them from a table of
+    region pairs), ``u_lo`` the velocity on the lower face, ``u0`` on the voxel's own upper face.
+    Same arithmetic as :func:`axis_rate` away from the domain walls.
     """
-    return interior_face_rate(c_lo, c0, c_hi, face_diffusivity(d_lo, d0), face_diffusivity(d0, d_hi),
-                              u_lo, u0, inv_h)
-
-
-@pointwise
-def interior_face_rate(c_lo, c0, c_hi, f_lo, f_hi, u_lo, u0, inv_h):
-    """:func:`interior_axis_rate` given the two face diffusivities (m²/s) instead of the three
-    voxel ones (a kernel may take them from a table of region pairs: the same values)."""
     f_in = face_flux(c_lo, c0, f_lo, u_lo, inv_h)
     f_out = face_flux(c0, c_hi, f_hi, u0, inv_h)
     return (f_in - f_out) * inv_h
