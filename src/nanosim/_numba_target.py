@@ -53,13 +53,20 @@ def _has_avx512() -> bool:
         return False
 
 
+def _features() -> str:
+    """The host's LLVM feature string without the 256-bit preference (what :func:`configure` sets)."""
+    import llvmlite.binding as ll
+
+    return ll.get_host_cpu_features().flatten() + "," + _FLAG
+
+
 def configure(environ=os.environ) -> str:
     """Prefer 512-bit vectors in Numba's code where the CPU has AVX-512 (see module docstring).
 
     Returns what was done: ``"512 (set by nanosim)"``, ``"set by the user (NUMBA_...)"``,
     ``"native"``, ``"native (no AVX-512)"``, ``"native (unknown setting)"`` (with a warning) or
-    ``"too late (numba imported first)"``; the same
-    string is kept in ``STATE["vector_bits"]``.
+    ``"too late (numba imported first)"``; the same string is kept in ``STATE["vector_bits"]``.
+    A child process that inherits the variable nanosim set reports ``"512 (set by nanosim)"``.
     """
     choice = environ.get(ENV, "512").strip().lower()
     if choice not in ("512", "native"):
@@ -69,7 +76,9 @@ def configure(environ=os.environ) -> str:
                       "own vector width for this CPU", stacklevel=2)
         state = "native (unknown setting)"
     elif "NUMBA_CPU_NAME" in environ or "NUMBA_CPU_FEATURES" in environ:
-        state = "set by the user (NUMBA_CPU_NAME / NUMBA_CPU_FEATURES)"
+        inherited = "NUMBA_CPU_NAME" not in environ and environ["NUMBA_CPU_FEATURES"] == _features()
+        state = ("512 (set by nanosim)" if inherited
+                 else "set by the user (NUMBA_CPU_NAME / NUMBA_CPU_FEATURES)")
     elif choice == "native":
         state = "native"
     elif "numba" in sys.modules:
@@ -77,9 +86,7 @@ def configure(environ=os.environ) -> str:
     elif not _has_avx512():
         state = "native (no AVX-512)"
     else:
-        import llvmlite.binding as ll
-
-        environ["NUMBA_CPU_FEATURES"] = ll.get_host_cpu_features().flatten() + "," + _FLAG
+        environ["NUMBA_CPU_FEATURES"] = _features()
         state = "512 (set by nanosim)"
     STATE["vector_bits"] = state
     return state

@@ -40,6 +40,15 @@ def test_leaves_an_explicit_choice_alone(monkeypatch, env, expected):
     assert env == before
 
 
+def test_a_child_process_that_inherits_the_setting_reports_it(monkeypatch):
+    _fresh(monkeypatch)
+    env = {}
+    T.configure(env)
+    child = dict(env)
+    assert T.configure(child) == "512 (set by nanosim)"
+    assert child == env
+
+
 def test_no_avx512_changes_nothing(monkeypatch):
     _fresh(monkeypatch, avx512=False)
     env = {}
