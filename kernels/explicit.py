@@ -405,6 +405,19 @@ def _uniform_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, 
         _plane_sums(sums, ny, sum_in, partial, z)
 
 
+@numba.njit(inline="always", **NJIT_OPTIONS)
+def _row_aligned_empty(nz, ny, nx, dtype):
+    """An uninitialised C-contiguous ``(nz, ny, nx)`` array whose element ``[0, 0, 1]`` lies on a
+    64-byte boundary (the layout of :func:`nanosim.backends.aligned_zeros` with ``lead=1``)."""
+    n = nz * ny * nx
+    buf = np.empty(n + 64, dtype)
+    item = buf.itemsize
+    off = 0
+    if 64 % item == 0 and buf.ctypes.data % item == 0:
+        off = ((64 - (buf.ctypes.data + item) % 64) % 64) // item
+    return buf[off:off + n].reshape((nz, ny, nx))
+
+
 @numba.njit(parallel=True, **NJIT_OPTIONS)
 def _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, zhi, zco, partial, chunks,
                          sum_in):
@@ -423,7 +436,7 @@ def _uniform_pair_kernel(c, c_out, coef, bc_kind, bc_value, ylo, yhi, yco, zlo, 
     for ch in prange(chunks):
         z0 = ch * nz // chunks
         z1 = (ch + 1) * nz // chunks
-        ring = np.empty((3, ny, nx), c.dtype)
+        ring = _row_aligned_empty(3, ny, nx, c.dtype)
         ring_sum = np.empty((2, ny))
         out_sum = np.empty((2, ny))
         for p in range(max(z0 - 1, 0), min(z1 + 1, nz)):

@@ -110,8 +110,10 @@ class TransportOperator:
             self.u_max = tuple(float(np.abs(u[a]).max()) for a in range(3))
         self.has_u = u is not None
         self.u = dev(u, self.dtype) if self.has_u else dev(np.zeros((3, 1, 1, 1), self.dtype))
-        self.c = backend.zeros(shape, self.dtype)
-        self.cb = backend.zeros(shape, self.dtype)
+        # explicit stencils want each row's x = 1 on a 64-byte boundary (Backend.field_zeros)
+        alloc = backend.field_zeros if self.scheme == "explicit" else backend.zeros
+        self.c = alloc(shape, self.dtype)
+        self.cb = alloc(shape, self.dtype)
         # a region present in the grid decides the uniform fast path
         present = np.unique(np.asarray(region))
         d, k, kon, koff = (t[present] for t in self._tables_host)
@@ -130,8 +132,8 @@ class TransportOperator:
         name = self.backend.name
         shape = self.grid.shape_zyx
         if self.scheme == "explicit":
-            self.c_out = self.backend.zeros(shape, self.dtype)
-            self.cb_out = self.backend.zeros(shape, self.dtype)
+            self.c_out = self.backend.field_zeros(shape, self.dtype)
+            self.cb_out = self.backend.field_zeros(shape, self.dtype)
             if name == "cupy":
                 from nanosim.kernels import explicit_cuda
 
