@@ -236,3 +236,34 @@ def test_the_roof_and_copy_are_the_best_bandwidth_measured_at_any_time():
     memory._set_roofs(ctx, [(key, r) for r in recs])
     assert ctx.roofs[key] == 40e9 and ctx.copy_bandwidth[key] == 30e9
     assert recs[1].extra["roof"] and not recs[0].extra["roof"]
+
+
+@pytest.mark.parametrize("round_rates, expected", [((3.8e9, 3.9e9, 3.85e9), 3.9e9), ((2e9, 2.5e9, 2.9e9), 3.08e9)])
+def test_a_goal_kernel_is_judged_by_its_best_window_as_the_copy_is(monkeypatch, round_rates, expected):
+    # the copy bandwidth is the best sample of the run; the kernel's value is likewise the best
+    # of its own timing window and the rounds beside the bandwidth, never lower than its own
+    from nanosim.backends import get_backend
+    from nanosim.bench import transport
+    from nanosim.bench.record import BenchContext, roof_key
+
+    rows = [{"value": v, "roof_fraction": 0.0, "copy_fraction": 0.0, "roof_GBps": 50.0, "copy_GBps": 50.0}
+            for v in round_rates]
+    monkeypatch.setattr(transport, "paired_fractions", lambda *a, **k: {
+        "paired_roof_fraction": 0.5, "paired_copy_fraction": 0.5, "paired_rounds": rows})
+    ctx = BenchContext(backends={}, quick=False, shapes=(), dtypes=(), min_time_s=0.0, min_repeats=1)
+    ctx.roofs[roof_key("numba")] = 50e9
+    ctx.copy_bandwidth[roof_key("numba")] = 50e9
+    shape = (256, 256, 256)
+    n = 256 ** 3
+    rec = Record("explicit_uniform", "numba", "float32", shape, 3.08e9, "voxel-updates/s", None,
+                 {"bytes_per_update": 8, "seconds": n / 3.08e9})
+    out = transport._with_paired(ctx, rec, lambda: None, get_backend("numba"), n, 8)
+    assert out.value == expected
+    assert out.extra["value_first_window"] == 3.08e9
+    assert out.extra["seconds"] == pytest.approx(n / expected)
+    ctx.apply_roof(out)  # as the run does for every record once its roofs are final
+    assert out.extra["copy_fraction"] == pytest.approx(expected * 8 / 50e9)
+    # a record that no bandwidth goal judges is left as it was
+    other = Record("explicit_uniform", "numba", "float64", shape, 1e9, "voxel-updates/s", None, {})
+    assert transport._with_paired(ctx, other, lambda: None, get_backend("numba"), n, 16).value == 1e9
+    assert "value_first_window" not in other.extra

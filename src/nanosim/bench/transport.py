@@ -94,12 +94,27 @@ def _kernel_record(ctx, name, be, dtype, shape, step, **extra) -> Record:
 def _with_paired(ctx, rec, fn, be, items, bytes_per_item):
     """For a record that a goal judges against the bandwidth: measure the bandwidth in rounds
     beside the kernel (:func:`~nanosim.bench.memory.paired_fractions`), which adds those
-    samples to the run's roof and copy bandwidth and the per-round fractions to the record."""
+    samples to the run's roof and copy bandwidth and the per-round fractions to the record.
+
+    The kernel is then judged as the bandwidth is: the copy bandwidth is the best sample of the
+    whole run, so the record's ``value`` becomes the best repeat of all the kernel's timing
+    windows (its own and the rounds'); ``value_first_window`` keeps its own window's figure. On
+    a shared machine one window can fall wholly into a slow spell (2-core Xeon: 3.08 G/s in the
+    first window, 3.81-3.90 in each of the five rounds of the same run)."""
     key = (rec.name, rec.backend, rec.dtype, tuple(rec.shape))
     if ctx.quick or be.is_gpu or not any(
             g.field.endswith("fraction") and (g.name, g.backend, g.dtype, g.shape) == key for g in GOALS):
         return rec
-    rec.extra.update(paired_fractions(ctx, fn, be, items, bytes_per_item))
+    paired = paired_fractions(ctx, fn, be, items, bytes_per_item)
+    rec.extra.update(paired)
+    rec.extra["value_first_window"] = rec.value
+    best = max(r["value"] for r in paired["paired_rounds"])
+    if best > rec.value:
+        rec.value = best
+        rec.extra["seconds"] = items / best
+        if "bytes_per_update" in rec.extra:
+            rec.extra["achieved_GBps"] = best * rec.extra["bytes_per_update"] / 1e9
+        ctx.apply_roof(rec)
     return rec
 
 
