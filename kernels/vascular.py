@@ -639,6 +639,11 @@ def _numba_kernel(seg, s, weight, state, ids, radius, per_packet, r_scalar, down
     stuck = 0
     capped = 0
     for i in numba.prange(seg.shape[0]):
+        # most of a population is in tissue or done: skip those before asking for the thread id,
+        # which costs a call into the threading layer (about 50 ns, 85 % of a liposome step's
+        # traversal when 541 of 57 911 packets were in vessels)
+        if state[i] != VESSEL:
+            continue
         e, c, o = _move_cpu(i, seg, s, weight, state, ids, radius, per_packet, r_scalar, down,
                             speed, length, seg_radius, node_exit, ptr, out_seg, out_cum, rate,
                             dt, seed, step, max_cross, acc, numba.get_thread_id())
