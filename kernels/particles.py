@@ -1055,3 +1055,68 @@ def voxel_row_order(x, y, z, grid):
     (_, oy, oz), h, (_, ny, nz) = _box(grid)
     order = np.empty(x.shape[0], np.int64)
     return _row_order_kernel(np.asarray(x), np.asarray(y), np.asarray(z), oy, oz, h, ny, nz, order)
+
+
+# --------------------------------------------------------------------------------------------
+# The voxel of each particle, as the carrier model's NumPy code computes it
+# --------------------------------------------------------------------------------------------
+
+
+def numpy_voxel_flat(x, y, z, grid, xp=np):
+    """Flat index ``(iz·ny + iy)·nx + ix`` of the voxel that holds each point (NumPy reference).
+
+    ``i = clip(floor((p − o)/h), 0, n − 1)`` per axis in the arrays' own precision: NumPy's
+    promotion keeps a float32 array float32 against the Python-float origin and voxel size.
+    ``xp`` is the array module (NumPy or CuPy).
+    """
+    nx, ny, nz = grid.shape_xyz
+    ox, oy, oz = grid.origin_m
+    h = grid.voxel_size_m
+    ix = xp.clip(xp.floor((x - ox) / h).astype(np.int64), 0, nx - 1)
+    iy = xp.clip(xp.floor((y - oy) / h).astype(np.int64), 0, ny - 1)
+    iz = xp.clip(xp.floor((z - oz) / h).astype(np.int64), 0, nz - 1)
+    return (iz * ny + iy) * nx + ix
+
+
+_INT64_MIN = np.int64(np.iinfo(np.int64).min)
+
+
+@numba.njit(inline="always", **NJIT_OPTIONS)
+def _axis_voxel(p, o, h, n):
+    # ``o`` and ``h`` come in the precisions NumPy would compute ``p − o`` and ``/ h`` in
+    v = np.floor((p - o) / h)
+    # NumPy's float-to-int64 cast gives INT64_MIN for NaN and out-of-range values (x86), which
+    # the clip then maps to 0; the same here, explicitly (LLVM leaves that cast undefined)
+    i = np.int64(v) if -9.2e18 < v < 9.2e18 else _INT64_MIN
+    return min(max(i, 0), n - 1)
+
+
+@numba.njit(parallel=True, **NJIT_OPTIONS)
+def _voxel_flat_kernel(x, y, z, ox, oy, oz, hx, hy, hz, nx, ny, nz, out):
+    for i in numba.prange(x.shape[0]):
+        out[i] = ((_axis_voxel(z[i], oz, hz, nz) * ny + _axis_voxel(y[i], oy, hy, ny)) * nx
+                  + _axis_voxel(x[i], ox, hx, nx))
+    return out
+
+
+def numba_voxel_flat(x, y, z, grid):
+    """Numba twin of :func:`numpy_voxel_flat` (host arrays; bitwise the same indices, one pass
+    instead of some twenty NumPy temporaries)."""
+    nx, ny, nz = grid.shape_xyz
+    h = grid.voxel_size_m
+    args = []
+    for a, o in zip((x, y, z), grid.origin_m):
+        t_sub = np.result_type(a.dtype, o)  # the precision of ``a − o`` (a Python float is weak)
+        t_div = np.result_type(t_sub, h)
+        args.append((t_sub.type(o), t_div.type(h)))
+    (ox, hx), (oy, hy), (oz, hz) = args
+    out = np.empty(x.shape[0], np.int64)
+    return _voxel_flat_kernel(x, y, z, ox, oy, oz, hx, hy, hz, nx, ny, nz, out)
+
+
+def voxel_flat(backend_name, x, y, z, grid, xp=np):
+    """:func:`numba_voxel_flat` on the numba backend, :func:`numpy_voxel_flat` with ``xp`` on the
+    others."""
+    if backend_name == "numba":
+        return numba_voxel_flat(x, y, z, grid)
+    return numpy_voxel_flat(x, y, z, grid, xp)

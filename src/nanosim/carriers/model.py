@@ -648,15 +648,9 @@ class CarrierModel:
         return "numpy" if self.backend.name == "numpy" else "numba"
 
     def _voxel_flat(self, x, y, z):
-        xp = self.backend.xp
-        g = self.grid
-        nx, ny, nz = g.shape_xyz
-        ox, oy, oz = g.origin_m
-        h = g.voxel_size_m
-        ix = xp.clip(xp.floor((x - ox) / h).astype(np.int64), 0, nx - 1)
-        iy = xp.clip(xp.floor((y - oy) / h).astype(np.int64), 0, ny - 1)
-        iz = xp.clip(xp.floor((z - oz) / h).astype(np.int64), 0, nz - 1)
-        return (iz * ny + iy) * nx + ix
+        from ..kernels import particles
+
+        return particles.voxel_flat(self.backend.name, x, y, z, self.grid, self.backend.xp)
 
     def _extravasate(self, ci, pop, acc_h: np.ndarray, drug_out: float, k: int) -> int:
         """Turn the weight that left each segment in this step into tissue particles of weight w_t.
