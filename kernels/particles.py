@@ -1087,7 +1087,7 @@ def _axis_voxel(p, o, h, n):
     v = np.floor((p - o) / h)
     # NumPy's float-to-int64 cast gives INT64_MIN for NaN and out-of-range values (x86), which
     # the clip then maps to 0; the same here, explicitly (LLVM leaves that cast undefined)
-    i = np.int64(v) if -9.2e18 < v < 9.2e18 else _INT64_MIN
+    i = np.int64(v) if -9223372036854775808.0 <= v < 9223372036854775808.0 else _INT64_MIN
     return min(max(i, 0), n - 1)
 
 

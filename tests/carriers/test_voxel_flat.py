@@ -22,7 +22,9 @@ def test_numba_voxel_flat_equals_the_numpy_reference(dtype, origin):
         pts[a][: faces.size] = faces
         pts[a][faces.size: faces.size + 3 * faces.size] = np.concatenate(
             [np.nextafter(faces.astype(dtype), -np.inf), np.nextafter(faces.astype(dtype), np.inf), faces])
-        pts[a][-6:] = [np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0]
+        # and far out: beyond int64 (NumPy's cast gives INT64_MIN, clipped to 0), just inside it
+        h = grid.voxel_size_m
+        pts[a][-8:] = [np.nan, np.inf, -np.inf, 1e30, -1e30, 0.0, 9.2e18 * h, -9.2e18 * h]
     x, y, z = (p.astype(dtype) for p in pts)
     with np.errstate(invalid="ignore"):  # NumPy's cast of NaN and ±inf to int64
         want = particles.numpy_voxel_flat(x, y, z, grid)
