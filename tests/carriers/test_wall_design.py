@@ -95,3 +95,75 @@ def test_sinusoid_bound_is_the_livers_share_of_the_clearance_per_wall_area():
     np.testing.assert_array_equal(capped.seg_permeability_m_per_s[~sin], free.seg_permeability_m_per_s[~sin])
     # no sinusoids in the box: no bound
     assert D.sinusoid_permeability_bound(_network([WallType.TUMOUR]), region, vox, pk, body)[0] == math.inf
+
+
+def _calibration_case(effective=1.5e-10, radius=45e-9, share=None):
+    walls = [WallType.TUMOUR] * 5 + [WallType.SINUSOID]
+    net = NS(n_segments=6, seg_wall=np.array(walls), seg_radius_m=np.array([4, 5, 6, 8, 10, 5]) * 1e-6,
+             seg_length_m=np.array([50, 80, 120, 60, 200, 100]) * 1e-6,
+             seg_pore_radius_m=np.array([200, 250, 300, 220, 280, 70]) * 1e-9)
+    tumour = {"pore_area_fraction": 9e-5, "wall_thickness_m": 1e-6, "small_pore_protein_reflection": 0.91,
+              "effective_permeability_m_per_s": effective, "effective_permeability_radius_m": radius}
+    if share is not None:
+        tumour["filtration_share"] = share
+    ex = Extravasation(tumour=tumour)
+    carrier = Carrier.model_validate({**read_preset("peg_liposome"), "radius_m": 45e-9})
+    jv = np.array([1e-9, 3e-9, -2e-9, 1.1e-8, 0.0, 1e-9])  # m/s: filtering, absorbing and still walls
+    return net, ex, carrier, jv
+
+
+def test_calibrated_tumour_walls_reproduce_the_measured_effective_permeability():
+    """An intravital measurement reports the whole flux per wall area per plasma concentration.
+    Measured on the calibrated walls with the reference particle (k_out · V_plasma / A = P·B(−Pe),
+    area-weighted over the tumour walls), it gives back the value the walls were calibrated to."""
+    net, ex, carrier, jv = _calibration_case()
+    cal = {}
+    sc = D.build_classes(carrier, ex, net, None, jv, protein_sigma=np.full(6, 0.82), calibration=cal)[0]
+    t = net.seg_wall == WallType.TUMOUR
+    area = 2 * np.pi * net.seg_radius_m * net.seg_length_m
+    p_eff = sc.seg_out_rate_per_s / (2.0 / net.seg_radius_m)  # haematocrit 0: S/V_plasma = 2/r
+    assert np.sum(area[t] * p_eff[t]) / np.sum(area[t]) == pytest.approx(1.5e-10, rel=1e-12)
+    # what was scaled: γ and the share by one factor, so Pe (the split between diffusion and
+    # convection on each wall) is unchanged; the sinusoid is untouched
+    ex0 = ex.model_copy(update={"tumour": ex.tumour.model_copy(update={"effective_permeability_m_per_s": 0.0})})
+    sc0 = D.build_classes(carrier, ex0, net, None, jv, protein_sigma=np.full(6, 0.82))[0]
+    c = cal["tumour"]["factor"]
+    np.testing.assert_allclose(sc.seg_permeability_m_per_s[t], c * sc0.seg_permeability_m_per_s[t], rtol=1e-12)
+    np.testing.assert_allclose(sc.seg_filtration_share[t], c * sc0.seg_filtration_share[t], rtol=1e-12)
+    np.testing.assert_allclose(sc.seg_peclet, sc0.seg_peclet, rtol=1e-12)
+    assert sc.seg_permeability_m_per_s[5] == sc0.seg_permeability_m_per_s[5]
+    p_eff0 = sc0.seg_out_rate_per_s / (2.0 / net.seg_radius_m)
+    assert cal["tumour"]["effective_before_m_per_s"] == pytest.approx(
+        np.sum(area[t] * p_eff0[t]) / np.sum(area[t]), rel=1e-12)
+    assert c == pytest.approx(1.5e-10 / cal["tumour"]["effective_before_m_per_s"], rel=1e-12)
+    assert "sinusoid" not in cal
+
+
+def test_without_filtration_the_calibration_sets_the_diffusive_permeability():
+    net, ex, carrier, _ = _calibration_case()
+    sc = D.build_classes(carrier, ex, net, None, None)[0]
+    t = net.seg_wall == WallType.TUMOUR
+    area = 2 * np.pi * net.seg_radius_m * net.seg_length_m
+    assert np.sum(area[t] * sc.seg_permeability_m_per_s[t]) / np.sum(area[t]) == pytest.approx(1.5e-10, rel=1e-12)
+    assert np.all(sc.seg_peclet == 0)
+
+
+def test_default_tumour_walls_are_calibrated_and_explicit_ones_are_not():
+    ex = Extravasation()
+    assert ex.tumour.effective_permeability_m_per_s == 1.5e-10
+    assert ex.tumour.effective_permeability_radius_m == 45e-9
+    assert ex.sinusoid.effective_permeability_m_per_s is None
+    given = Extravasation(tumour={"pore_area_fraction": 1e-4, "wall_thickness_m": 1e-6})
+    assert given.tumour.effective_permeability_m_per_s is None
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"radius": 400e-9}, ["extravasation.tumour.effective_permeability_m_per_s", "no tumour wall", "pore_radius_m"]),
+    ({"effective": 1e-6, "share": 0.5}, ["extravasation.tumour.effective_permeability_m_per_s", "at most 1"]),
+])
+def test_calibration_that_cannot_be_met_names_the_field(kwargs, words):
+    net, ex, carrier, jv = _calibration_case(**kwargs)
+    with pytest.raises(ValueError) as err:
+        D.build_classes(carrier, ex, net, None, jv, protein_sigma=np.full(6, 0.82))
+    for w in words:
+        assert w in str(err.value)

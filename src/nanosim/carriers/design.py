@@ -13,7 +13,10 @@ module derives, for each size class of the design:
   it that passes through the carriers' pores (a two-pore wall whose large pores pass plasma
   proteins freely while the rest reflects them with ``σ_S``: ``σ_T = (1 − s) σ_S``, so
   ``s = (σ_S − σ_T)/σ_S``, at most ``1 − σ_T``; tumour walls take the normal wall's
-  ``σ_S = 0.91``; ``[extravasation.<wall>] filtration_share`` overrides it), and from the
+  ``σ_S = 0.91``; ``[extravasation.<wall>] filtration_share`` overrides it). A wall type with a
+  measured in-vivo (effective) permeability has its large pores calibrated to it first: γ and
+  ``s`` are scaled together so that its walls' area-mean ``P B(−Pe)`` for the reference particle
+  equals the measurement (:func:`calibrate_wall_pores`; tumour walls by default). From the
   Patlak / Kedem–Katchalsky flux through those pores
 
   .. math::
@@ -139,6 +142,74 @@ def filtration_share(protein_sigma, small_pore_sigma) -> np.ndarray:
     return np.clip((sig_s - sig_t) / sig_s, 0.0, 1.0)
 
 
+def calibrate_wall_pores(network, extravasation, gamma, thick, pore, share, jv_m_per_s, temperature_k,
+                         plasma_viscosity_pa_s) -> dict:
+    """Scale the large pores of each wall type that gives a measured effective permeability (in place).
+
+    A permeability measured in vivo is the whole carrier flux per wall area per plasma
+    concentration, convection through the wall included. For a wall type whose
+    ``effective_permeability_m_per_s`` is given, the number of its large pores is calibrated to
+    it: ``γ`` and the filtration share ``s`` (both proportional to that number: the pores' area and
+    their share of the wall's hydraulic conductance) are multiplied by one factor ``c`` so that the
+    area-mean effective permeability of the box's walls of that type to a particle of radius
+    ``effective_permeability_radius_m``,
+
+        ⟨P_eff⟩ = Σ A_j P_j B(−Pe_j) / Σ A_j,   P_j = γ H(λ_j) D₀ / L,   Pe_j = s J_v,j W(λ_j) / P_j,
+
+    equals it (``A_j = 2π r_j l_j``; B the Bernoulli function, so ``P B(−Pe)`` is the flux per
+    wall area per plasma concentration of the Patlak formula with nothing outside). ``Pe`` does not
+    change with ``c``, so ``⟨P_eff⟩`` is proportional to ``c`` and the factor is exact. Without
+    filtration (``J_v = 0``) this sets the diffusive permeability to the measured value.
+
+    Returns ``{wall name: {"factor", "effective_before_m_per_s", "effective_m_per_s",
+    "diffusive_m_per_s", "share_median"}}`` for the calibrated wall types. Raises ``ValueError``
+    naming the field when no pore of the type passes the reference particle, or when the scaled
+    share would exceed 1.
+    """
+    out = {}
+    jv = np.zeros(network.n_segments) if jv_m_per_s is None else np.asarray(jv_m_per_s, float)
+    area = 2.0 * np.pi * np.asarray(network.seg_radius_m, float) * np.asarray(network.seg_length_m, float)
+    for wall, name in ((WallType.TUMOUR, "tumour"), (WallType.SINUSOID, "sinusoid"), (WallType.CAPILLARY, "capillary")):
+        spec = getattr(extravasation, name)
+        if spec is None or not spec.effective_permeability_m_per_s:
+            continue
+        sel = np.asarray(network.seg_wall) == wall
+        if not np.any(sel):
+            continue
+        r = float(spec.effective_permeability_radius_m)
+        d0p = ck.stokes_einstein_diffusivity.py(temperature_k, plasma_viscosity_pa_s, r)
+        lam = np.where(pore[sel] > 0, r / np.where(pore[sel] > 0, pore[sel], 1.0), np.inf)
+        h = ck.dechadilok_deen_h_array(np.minimum(lam, 1.0))
+        w = ck.dechadilok_deen_w_array(np.minimum(lam, 1.0))
+        p0 = gamma[sel] * h * d0p / thick[sel]
+        open_ = p0 > 0
+        pe = np.zeros(p0.shape)
+        pe[open_] = share[sel][open_] * jv[sel][open_] * w[open_] / p0[open_]
+        a = area[sel]
+        before = float(np.sum(a[open_] * p0[open_] * bernoulli(-pe[open_])) / np.sum(a))
+        field_name = f"extravasation.{name}.effective_permeability_m_per_s"
+        if not before > 0.0:
+            raise ValueError(
+                f"{field_name}: no {name} wall in the box lets a particle of radius "
+                f"{r * 1e9:.3g} nm through (pores closed or narrower than it); give wider pores "
+                f"(extravasation.{name}.pore_radius_m) or set it to 0 to keep γ as given")
+        factor = float(spec.effective_permeability_m_per_s) / before
+        filtering = jv[sel] != 0.0  # the share plays no part on walls without filtration
+        if np.any(filtering) and np.max(share[sel][filtering]) * factor > 1.0:
+            raise ValueError(
+                f"{field_name}: reaching {spec.effective_permeability_m_per_s:.3g} m/s would put "
+                f"{np.max(share[sel][filtering]) * factor:.3g} of the walls' filtration through their large pores "
+                f"(at most 1); lower it, lower extravasation.{name}.filtration_share, or set it to 0 to keep γ "
+                "as given")
+        gamma[sel] *= factor
+        share[sel] = np.minimum(share[sel] * factor, 1.0)
+        out[name] = {"factor": factor, "effective_before_m_per_s": before,
+                     "effective_m_per_s": before * factor,
+                     "diffusive_m_per_s": float(np.sum(a * p0) / np.sum(a)) * factor,
+                     "share_median": float(np.median(share[sel])), "radius_m": r}
+    return out
+
+
 def segment_fluid(vas, scenario, region) -> tuple[np.ndarray, np.ndarray]:
     """Transmural fluid flux J_v (m/s) and σ_T per segment (Starling, at the midpoint's voxel).
 
@@ -201,26 +272,35 @@ def sinusoid_permeability_bound(network, region, voxel_volume_m3: float, pk, bod
 
 
 def build_classes(carrier, extravasation, network=None, flow=None, jv_m_per_s=None,
-                  protein_sigma=None, sinusoid_bound_m_per_s: float = math.inf) -> list[SizeClass]:
+                  protein_sigma=None, sinusoid_bound_m_per_s: float = math.inf,
+                  calibration: dict | None = None) -> list[SizeClass]:
     """The size classes of a design with their per-region diffusivities and per-segment wall rates.
 
     ``protein_sigma`` (σ_T per segment) sets the default share of J_v through the carriers' pores
-    (:func:`filtration_share`); without it the whole J_v passes through them. ``sinusoid_bound_m_per_s`` caps
-    the permeability of sinusoid walls (:func:`sinusoid_permeability_bound`)."""
+    (:func:`filtration_share`); without it the whole J_v passes through them. Wall types with a
+    measured effective permeability have their large pores calibrated to it first
+    (:func:`calibrate_wall_pores`; its report goes into ``calibration`` when a dict is given).
+    ``sinusoid_bound_m_per_s`` caps the permeability of sinusoid walls
+    (:func:`sinusoid_permeability_bound`)."""
     ex = extravasation
     radii, fractions = size_classes(carrier.radius_m, carrier.radius_gsd, carrier.size_classes)
     regs = [carrier.normal, carrier.tumour, carrier.necrotic or carrier.tumour]
     f_ecm = np.array([r.ecm_hindrance for r in regs])
+    if network is not None:
+        gamma, thick, pore, share, small_sigma = wall_pores_per_segment(network, ex)
+        default_share = np.ones(network.n_segments) if protein_sigma is None else \
+            filtration_share(protein_sigma, small_sigma)
+        share = np.where(np.isnan(share), default_share, share)
+        report = calibrate_wall_pores(network, ex, gamma, thick, pore, share, jv_m_per_s, ex.temperature_k,
+                                      ex.plasma_viscosity_pa_s)
+        if calibration is not None:
+            calibration.update(report)
     out = []
     for r, frac in zip(radii, fractions):
         d0w = ck.stokes_einstein_diffusivity.py(ex.temperature_k, ex.water_viscosity_pa_s, float(r))
         d0p = ck.stokes_einstein_diffusivity.py(ex.temperature_k, ex.plasma_viscosity_pa_s, float(r))
         sc = SizeClass(float(r), float(frac), d0w, d0p, d0w * f_ecm)
         if network is not None:
-            gamma, thick, pore, share, small_sigma = wall_pores_per_segment(network, ex)
-            default_share = np.ones(network.n_segments) if protein_sigma is None else \
-                filtration_share(protein_sigma, small_sigma)
-            share = np.where(np.isnan(share), default_share, share)
             lam = np.where(pore > 0, r / np.where(pore > 0, pore, 1.0), np.inf)
             h = ck.dechadilok_deen_h_array(np.minimum(lam, 1.0))
             w = ck.dechadilok_deen_w_array(np.minimum(lam, 1.0))

@@ -178,8 +178,10 @@ class CarrierModel:
         if scenario.extravasation.sinusoid_bounded_by_clearance:
             self.sinusoid_bound_m_per_s, _ = D.sinusoid_permeability_bound(
                 net, self.region_host, grid.voxel_size_m**3, self.systemic, self.body)
+        #: per calibrated wall type: the factor on its large pores and the permeabilities before and after
+        self.wall_calibration = {}
         self.classes = D.build_classes(carrier, scenario.extravasation, net, flow, jv, sigma_t,
-                                       self.sinusoid_bound_m_per_s)
+                                       self.sinusoid_bound_m_per_s, calibration=self.wall_calibration)
         self.graph = vascular.build_graph(net, flow)
         self.rates = D.region_rates(carrier)
         # the box's tumour and what each of its voxels stands for in the whole tumour
@@ -239,6 +241,11 @@ class CarrierModel:
             say(f"tumour % ID by depth: the box samples layers holding {ts['sampled_m3'] * 1e9:.4g} mm³ of the "
                 f"{body.tumour_volume_m3 * 1e9:.4g} mm³ tumour; {ts['borrowed_m3'] * 1e9:.4g} mm³ take the nearest "
                 f"sampled layer, {ts['unsampled_necrotic_m3'] * 1e9:.4g} mm³ of necrotic core hold none")
+        for wall, c in self.wall_calibration.items():
+            say(f"{wall} walls: large pores × {c['factor']:.3g} so that their area-mean effective permeability to a "
+                f"{c['radius_m'] * 1e9:.3g} nm-radius particle is {c['effective_m_per_s']:.3g} m/s "
+                f"({c['effective_before_m_per_s']:.3g} before; diffusive part {c['diffusive_m_per_s']:.3g} m/s, "
+                f"median share of J_v {c['share_median']:.3g})")
         if math.isfinite(self.sinusoid_bound_m_per_s):
             say(f"sinusoid walls: permeability to carriers at most {self.sinusoid_bound_m_per_s:.3g} m/s "
                 "(the liver's share of the carrier's blood clearance)")

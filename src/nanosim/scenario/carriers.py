@@ -23,8 +23,8 @@ from pydantic import Field, model_validator
 from nanosim.units import format_quantity, quantity
 
 from .release import Release
-from .schema_base import (Count, NonNegativeRate, PositiveLength, PositiveTime, TimeStep, _Model, _tree,
-                          nanosim_error)
+from .schema_base import (Count, NonNegativeRate, NonNegativeVelocity, PositiveLength, PositiveTime, TimeStep,
+                          _Model, _tree, nanosim_error)
 
 PositiveAmount = quantity("amount", gt=0)
 NonNegativeAmount = quantity("amount", ge=0)
@@ -294,6 +294,17 @@ class WallPores(_Model):
     small_pore_protein_reflection: Optional[PositiveFraction] = Field(
         None, description="σ_S: reflection coefficient of the wall's other (small-pore) pathway for plasma "
         "proteins, which sets the default filtration_share; none: 1 (the bound s = 1 − σ_T).")
+    effective_permeability_m_per_s: Optional[NonNegativeVelocity] = Field(
+        None, description="Measured in-vivo permeability of these walls, m/s, to a particle of radius "
+        "effective_permeability_radius_m: the whole carrier flux per wall area per plasma concentration, "
+        "convection included (what an intravital measurement of extravasation reports). When given (> 0), the "
+        "number of large pores is calibrated to it: γ and the filtration share, both proportional to that "
+        "number, are scaled together so that the area-mean effective permeability P·B(−Pe) of the box's walls "
+        "of this type to that particle, with their own J_v, equals it (nanosim.carriers.design."
+        "calibrate_wall_pores). 0 or absent: γ and the share as given.")
+    effective_permeability_radius_m: PositiveLength = Field(
+        45e-9, description="Radius in m of the particle of effective_permeability_m_per_s (default 45 nm, the "
+        "90 nm particles of PHYSICS.md §5).")
 
     def describe(self) -> str:
         r = "network" if self.pore_radius_m is None else format_quantity(self.pore_radius_m, "length")
@@ -303,18 +314,29 @@ class WallPores(_Model):
             share = f"(σ_S − σ_T)/σ_S, σ_S {self.small_pore_protein_reflection:.3g}"
         else:
             share = "1 − σ_T"
-        return (f"γ {self.pore_area_fraction:.3g}, L {format_quantity(self.wall_thickness_m, 'length')}, r_p {r}, "
+        text = (f"γ {self.pore_area_fraction:.3g}, L {format_quantity(self.wall_thickness_m, 'length')}, r_p {r}, "
                 f"share of J_v {share}")
+        if self.effective_permeability_m_per_s:
+            text += (f"; γ and share scaled to an effective permeability of "
+                     f"{format_quantity(self.effective_permeability_m_per_s, 'velocity')} for r "
+                     f"{format_quantity(self.effective_permeability_radius_m, 'length')}")
+        return text
 
 
 def _tumour_pores() -> WallPores:
-    # γ/L = 90 /m: a 90 nm particle (r 45 nm, D₀ 4.2e-12 m²/s in plasma) through a 250 nm pore
-    # (λ 0.18, H 0.397) then has P = 1.5e-10 m/s, the middle of the 1.1–2e-7 mm/s measured for
-    # 90 nm particles (Dogra 2020, PHYSICS.md §5); an unconfirmed default.
-    # The rest of a tumour wall (its endothelium between the large pores) is taken to reflect
+    # The permeability measured in vivo for 90 nm particles, 1.1–2e-7 mm/s (Dogra 2020, PHYSICS.md
+    # §5), is the whole flux per wall area per plasma concentration that the measurement saw,
+    # convection through the wall included. The walls reproduce it: the number of large pores is
+    # calibrated so that the box's tumour walls, with their own J_v, have an area-mean effective
+    # permeability of 1.5e-10 m/s (the middle of that range) to a particle of radius 45 nm.
+    # The reference density the calibration scales: γ/L = 90 /m, at which a 45 nm particle (D₀
+    # 4.2e-12 m²/s in plasma) through a 250 nm pore (λ 0.18, H 0.397) diffuses at P = 1.5e-10 m/s,
+    # and at which the rest of a tumour wall (its endothelium between the large pores) reflects
     # plasma proteins as a normal wall does, σ_S = 0.91 (Baxter & Jain 1989, PHYSICS.md §4): with
     # the tumour's σ_T 0.82, s = (0.91 − 0.82)/0.91 = 0.099 of J_v passes the large pores.
-    return WallPores(pore_area_fraction=9.0e-5, wall_thickness_m=1e-6, small_pore_protein_reflection=0.91)
+    # Unconfirmed defaults; effective_permeability_m_per_s = 0 keeps γ and s as given.
+    return WallPores(pore_area_fraction=9.0e-5, wall_thickness_m=1e-6, small_pore_protein_reflection=0.91,
+                     effective_permeability_m_per_s=1.5e-10, effective_permeability_radius_m=45e-9)
 
 
 def _sinusoid_pores() -> WallPores:
@@ -327,7 +349,8 @@ class Extravasation(_Model):
     """Wall pores per wall type; walls not listed (artery, vein, portal, capillary) have none."""
 
     tumour: WallPores = Field(default_factory=_tumour_pores,
-                              description="Tumour vessels (γ/L from Dogra 2020's P for 90 nm; unconfirmed).")
+                              description="Tumour vessels (large pores calibrated to Dogra 2020's in-vivo P for 90 nm particles; "
+                              "unconfirmed).")
     sinusoid: WallPores = Field(default_factory=_sinusoid_pores,
                                 description="Fenestrated liver sinusoids (Braet & Wisse 2002; unconfirmed).")
     capillary: Optional[WallPores] = Field(None, description="Continuous capillaries (default: no pores).")
