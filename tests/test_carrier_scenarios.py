@@ -141,3 +141,18 @@ def test_oxygen_and_ph_fields_reach_the_results_and_the_release(small, tmp_path)
     m = res.metrics
     assert m["carrier_drug_released_free_mol"][-1] > 0
     assert abs(m["carrier_drug_balance_rel_error"][-1]) < 1e-13
+
+
+def test_a_scenario_that_cannot_be_built_is_a_clear_error_without_a_results_file(small, tmp_path):
+    """Found while building the model, not by validation: tumour pores narrower than the particle
+    their measured permeability refers to leave nothing to calibrate."""
+    out = tmp_path / "out.vtkhdf"
+    r = subprocess.run([sys.executable, "-m", "nanosim", "run", str(small), "-o", str(out), "--quiet",
+                        "--set", "extravasation.tumour.effective_permeability_m_per_s=1.5e-10 m/s",
+                        "--set", "extravasation.tumour.pore_radius_m=30 nm"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 3
+    assert "Traceback" not in r.stderr
+    assert "extravasation.tumour.effective_permeability_m_per_s" in r.stderr
+    assert "pore_radius_m" in r.stderr  # the fix
+    assert not out.exists()

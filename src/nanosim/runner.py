@@ -19,6 +19,7 @@ from . import __version__
 from .backends import get_backend
 from .model import build as build_model
 from .io import ResultsWriter, load_checkpoint, open_results
+from .scenario.errors import ScenarioBuildError
 from .simulation import (Always, Checkpointer, Guards, OutputWriter, ProgressBar, Simulation, SnapshotWriter,
                          TimeInterval, WallTimeInterval)
 
@@ -97,7 +98,8 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
 
     Raises
     ------
-    FileExistsError, ResumeError, BackendUnavailable, GuardError, RunInterrupted
+    FileExistsError, ResumeError, BackendUnavailable, GuardError, RunInterrupted,
+    ScenarioBuildError (a ValueError: the scenario cannot be built into a model)
     """
     say = log or (lambda msg: None)
     output = Path(output) if output is not None else Path(tempfile.mkdtemp(prefix="nanosim-")) / "results.h5"
@@ -107,7 +109,10 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
         raise FileExistsError(f"results file {output} already exists; use --overwrite or -o another path")
     dtype = be.default_dtype(scenario.precision)
     tic = time.perf_counter()
-    model = build_model(scenario, be, dtype, log=say)
+    try:
+        model = build_model(scenario, be, dtype, log=say)
+    except ValueError as exc:  # what validation alone cannot see; the message names the field and the fix
+        raise ScenarioBuildError(str(exc)) from exc
     setup_time_s = time.perf_counter() - tic
     phases, every = choose_phases(scenario, model)
     dt = phases[-1][1]

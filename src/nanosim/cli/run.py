@@ -99,7 +99,7 @@ def summary_table(info) -> str:
 def main(args) -> int:
     from ..backends import BackendUnavailable
     from ..runner import ResumeError, RunInterrupted, run_scenario
-    from ..scenario import ScenarioError, load_scenario
+    from ..scenario import ScenarioBuildError, ScenarioError, load_scenario
     from ..simulation import GuardError
 
     err = sys.stderr
@@ -127,6 +127,8 @@ def main(args) -> int:
                             progress=progress, log=log)
     except BackendUnavailable as exc:
         return fail(EXIT_BACKEND, "backend unavailable", exc, "error: ")
+    except ScenarioBuildError as exc:
+        return fail(EXIT_INVALID, "invalid scenario", exc, "error: ")
     except FileExistsError as exc:
         return fail(EXIT_FAILED, "output exists", exc, "error: ")
     except OSError as exc:  # e.g. the output folder does not exist or cannot be written

@@ -8,7 +8,7 @@
 8×8×1 voxels of 10 µm, origin (0, 0, 0) m, boundary x no_flux, y no_flux, z no_flux
 """
 
-from nanosim.scenario.errors import ErrorItem, ScenarioError
+from nanosim.scenario.errors import ErrorItem, ScenarioBuildError, ScenarioError
 from nanosim.scenario.loader import (
     available_memory_bytes,
     check_scenario,
@@ -43,6 +43,7 @@ from nanosim.scenario.schema import (
 
 __all__ = [
     "ErrorItem",
+    "ScenarioBuildError",
     "ScenarioError",
     "load_scenario",
     "parse_override",

@@ -440,3 +440,10 @@ def translate_validation_error(exc: ValidationError, root: type[BaseModel]) -> l
         if item not in items:
             items.append(item)
     return items
+
+
+class ScenarioBuildError(ValueError):
+    """A scenario that passed validation but cannot be built into a model (found while building:
+    a calibration that cannot be met, a network that does not fit the tissue, ...). The message
+    names the field and the fix; a ``ValueError`` for callers that catch those."""
+
