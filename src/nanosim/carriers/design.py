@@ -102,6 +102,10 @@ def region_rates(carrier) -> np.ndarray:
                       r.bound_internalisation_rate_per_s, r.lymphatic_clearance_rate_per_s] for r in regs], float)
 
 
+#: Wall types that may have pores, with their tables in ``[extravasation]``.
+POROUS_WALLS = ((WallType.TUMOUR, "tumour"), (WallType.SINUSOID, "sinusoid"), (WallType.CAPILLARY, "capillary"))
+
+
 def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, ...]:
     """(γ, L, r_p, share of J_v, σ_S) per segment from the ``[extravasation]`` table; γ = 0 for
     walls without pores; the share is NaN where the table leaves it to the default
@@ -112,8 +116,8 @@ def wall_pores_per_segment(network, extravasation) -> tuple[np.ndarray, ...]:
     share = np.full(m, np.nan)
     small_sigma = np.full(m, np.nan)
     pore = np.asarray(network.seg_pore_radius_m, float).copy()
-    for wall, spec in ((WallType.TUMOUR, extravasation.tumour), (WallType.SINUSOID, extravasation.sinusoid),
-                       (WallType.CAPILLARY, extravasation.capillary)):
+    for wall, name in POROUS_WALLS:
+        spec = getattr(extravasation, name)
         if spec is None:
             continue
         sel = network.seg_wall == wall
@@ -162,14 +166,14 @@ def calibrate_wall_pores(network, extravasation, gamma, thick, pore, share, jv_m
     filtration (``J_v = 0``) this sets the diffusive permeability to the measured value.
 
     Returns ``{wall name: {"factor", "effective_before_m_per_s", "effective_m_per_s",
-    "diffusive_m_per_s", "share_median"}}`` for the calibrated wall types. Raises ``ValueError``
+    "diffusive_m_per_s", "share_median", "radius_m"}}`` for the calibrated wall types. Raises ``ValueError``
     naming the field when no pore of the type passes the reference particle, or when the scaled
     share would exceed 1.
     """
     out = {}
     jv = np.zeros(network.n_segments) if jv_m_per_s is None else np.asarray(jv_m_per_s, float)
     area = 2.0 * np.pi * np.asarray(network.seg_radius_m, float) * np.asarray(network.seg_length_m, float)
-    for wall, name in ((WallType.TUMOUR, "tumour"), (WallType.SINUSOID, "sinusoid"), (WallType.CAPILLARY, "capillary")):
+    for wall, name in POROUS_WALLS:
         spec = getattr(extravasation, name)
         if spec is None or not spec.effective_permeability_m_per_s:
             continue
