@@ -281,7 +281,8 @@ Route = Annotated[Union[IntravenousRoute, HepaticArterialRoute, EmbolisationRout
 class WallPores(_Model):
     """Pores of one wall type: P = γ H(λ) D₀ / L (PHYSICS.md §5)."""
 
-    pore_area_fraction: Fraction = Field(description="γ: pore area per wall area.")
+    pore_area_fraction: Fraction = Field(description="γ: pore area per wall area (with "
+                                         "effective_permeability_m_per_s: the reference density the calibration scales).")
     wall_thickness_m: PositiveLength = Field(description="L: pore length (wall thickness) in m.")
     pore_radius_m: Optional[PositiveLength] = Field(
         None, description="Pore radius in m; default: the network's per-segment pore radius.")
@@ -290,7 +291,8 @@ class WallPores(_Model):
         "wall; it carries the carriers by convection). Default: from the wall's reflection of plasma proteins "
         "(σ_T of the tissue region) and small_pore_protein_reflection σ_S, s = (σ_S − σ_T)/σ_S (the "
         "carriers' pores pass plasma proteins freely, so σ_T = (1 − s) σ_S); without σ_S, s = 1 − σ_T, the "
-        "bound for small pores that reflect proteins completely. 1 puts all filtration through them.")
+        "bound for small pores that reflect proteins completely. 1 puts all filtration through them. With "
+        "effective_permeability_m_per_s it is scaled with γ.")
     small_pore_protein_reflection: Optional[PositiveFraction] = Field(
         None, description="σ_S: reflection coefficient of the wall's other (small-pore) pathway for plasma "
         "proteins, which sets the default filtration_share; none: 1 (the bound s = 1 − σ_T).")
