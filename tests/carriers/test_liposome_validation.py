@@ -48,14 +48,18 @@ What moves it (one scenario run each, 24 h, `--set` on this scenario, 2026-11-27
   uncalibrated: the measured value as the diffusive part, convection on top
     (extravasation.tumour.effective_permeability_m_per_s = 0; the former
     default, its figure unchanged)                                          1.95
-  the uncalibrated walls with tumour binding and internalisation 1e-5 1/s  1.16
+  tumour binding and internalisation (free and bound) 1e-5 1/s, the
+    bottom of PHYSICS.md §5's placeholder range                             0.61
+  the same at 1e-3 1/s, its top                                             1.35
 
 Earlier versions of the uncalibrated model, for the record: the share 1 − σ_T = 0.18 (small pores
 reflecting all protein) gave 2.83, the whole J_v through the large pores (Pe 5–20) 14.4.
 
 With the walls calibrated to the measured permeability the dose follows from that permeability,
 the tumour's wall area and the plasma curve; how the flux divides between diffusion and
-convection moves it by about 12 % (0.91–1.02). Nothing here is fitted to the published doses.
+convection moves it by about 12 % (0.91–1.02), and the cell-association placeholders, over their
+whole range, between 0.61 and 1.35 (slower association leaves more carriers free to return to the
+blood or be carried out of the tumour). Nothing here is fitted to the published doses.
 
 For scale: the published distribution is wide and skewed. Cheng 2020 (PBPK analysis of 376
 data sets, 2005–2018, abstract) gives a median of 0.76 %ID at 24 h and a mean of 2.24 %ID.
