@@ -58,8 +58,9 @@ reflecting all protein) gave 2.83, the whole J_v through the large pores (Pe 5�
 With the walls calibrated to the measured permeability the dose follows from that permeability,
 the tumour's wall area and the plasma curve; how the flux divides between diffusion and
 convection moves it by about 12 % (0.91–1.02), and the cell-association placeholders, over their
-whole range, between 0.61 and 1.35 (slower association leaves more carriers free to return to the
-blood or be carried out of the tumour). Nothing here is fitted to the published doses.
+whole range, between 0.61 and 1.35 (the walls let the same number through; with slower
+association more of them stay free and move out of the tumour into the liver beside it, a few
+back into the blood). Nothing here is fitted to the published doses.
 
 For scale: the published distribution is wide and skewed. Cheng 2020 (PBPK analysis of 376
 data sets, 2005–2018, abstract) gives a median of 0.76 %ID at 24 h and a mean of 2.24 %ID.
