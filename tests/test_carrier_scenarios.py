@@ -156,3 +156,19 @@ def test_a_scenario_that_cannot_be_built_is_a_clear_error_without_a_results_file
     assert "extravasation.tumour.effective_permeability_m_per_s" in r.stderr
     assert "pore_radius_m" in r.stderr  # the fix
     assert not out.exists()
+
+
+def test_the_wall_calibration_is_recorded_in_the_results(small, tmp_path):
+    """The factor on the tumour walls' large pores and the effective permeability they reach are
+    in the results file's provenance (a --quiet or --json run prints no log)."""
+    sc = nanosim.load_scenario(small, ["extravasation.tumour.effective_permeability_m_per_s=1.5e-10 m/s",
+                                       "time.stop_s=2 min"])
+    res = nanosim.run(sc, tmp_path / "out.vtkhdf", backend="numpy")
+    cal = res.provenance["wall_calibration"]["tumour"]
+    assert cal["effective_m_per_s"] == pytest.approx(1.5e-10, rel=1e-12)
+    assert cal["factor"] == pytest.approx(1.5e-10 / cal["effective_before_m_per_s"], rel=1e-12)
+    assert cal["radius_m"] == 45e-9
+    # an uncalibrated run records none
+    res0 = nanosim.run(nanosim.load_scenario(small, ["time.stop_s=2 min"]), tmp_path / "out0.vtkhdf",
+                       backend="numpy")
+    assert "wall_calibration" not in res0.provenance

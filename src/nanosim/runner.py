@@ -138,6 +138,9 @@ def run_scenario(scenario, output=None, backend=None, *, overwrite=False, resume
                   "substeps": model.substeps(dt)}
     if len(phases) > 1:
         provenance["dt_phases"] = [{"until_s": e, "dt_s": d} for e, d in phases]
+    if model.carriers is not None and model.carriers.wall_calibration:
+        # how the walls were calibrated to their measured effective permeability (the run log says it too)
+        provenance["wall_calibration"] = model.carriers.wall_calibration
     wanted = scenario.output.fields
     field_names = [f for f in (model.field_names if wanted is None else wanted) if f in model.field_names]
     try:
