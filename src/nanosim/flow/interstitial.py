@@ -746,7 +746,10 @@ def _solve(A, b, x0, diag, tol, maxiter, preconditioner, backend):
         bd = b
         x = np.array(x0, dtype=np.float64)
         dinv = 1.0 / diag if preconditioner == "jacobi" else None
-    x, it = _pcg(xp, Ad, bd, x, dinv, tol, maxiter)
+    if backend.name == "numba":
+        x, it = _pcg_fused(Ad, bd, x, dinv, tol, maxiter)
+    else:
+        x, it = _pcg(xp, Ad, bd, x, dinv, tol, maxiter)
     bnorm = float(xp.linalg.norm(bd))
     r = bd - Ad @ x
     res = float(xp.linalg.norm(r)) / bnorm if bnorm > 0 else float(xp.linalg.norm(r))
@@ -780,6 +783,41 @@ def _pcg(xp, A, b, x, dinv, tol, maxiter):
         rz = rz_new
         d *= beta
         d += z
+        it += 1
+    return x, it
+
+
+def _pcg_fused(A, b, x, dinv, tol, maxiter):
+    """:func:`_pcg` in three compiled passes per iteration (nanosim.kernels.cg), for the numba
+    backend: the same iteration, its sums in another order."""
+    from ..kernels import cg
+
+    bnorm = float(np.linalg.norm(b))
+    if bnorm == 0.0:
+        return np.zeros_like(b), 0
+    A = A.tocsr()
+    indptr, indices = np.ascontiguousarray(A.indptr), np.ascontiguousarray(A.indices)
+    data = np.ascontiguousarray(A.data, dtype=np.float64)
+    dinv = np.ones_like(b) if dinv is None else np.ascontiguousarray(dinv, dtype=np.float64)
+    stop = tol * bnorm
+    r = b - A @ x
+    z = r * dinv
+    d = z.copy()
+    q = np.empty_like(b)
+    rz = float(np.dot(r, z))
+    rr = float(np.dot(r, r))
+    it = 0
+    while it < maxiter:
+        if rr ** 0.5 <= stop:
+            break
+        dAd = cg.matvec_dot(indptr, indices, data, d, q)
+        if dAd <= 0.0:  # breakdown, as in _pcg
+            break
+        alpha = rz / dAd
+        rz_new, rr = cg.update(x, r, z, d, q, dinv, alpha)
+        beta = rz_new / rz
+        rz = rz_new
+        cg.direction(d, z, beta)
         it += 1
     return x, it
 
