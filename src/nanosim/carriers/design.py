@@ -146,6 +146,16 @@ def filtration_share(protein_sigma, small_pore_sigma) -> np.ndarray:
     return np.clip((sig_s - sig_t) / sig_s, 0.0, 1.0)
 
 
+def pore_permeability(radius_m, d0_m2_per_s, gamma, thick_m, pore_m):
+    """``(λ, W(λ), P)`` per segment for a particle of ``radius_m``: ``λ = r/r_p`` (∞ where a wall
+    has no pores), the convective hindrance ``W`` and ``P = γ H(λ) D₀ / L`` (Dechadilok & Deen
+    2006; 0 where ``λ ≥ 1``)."""
+    lam = np.where(pore_m > 0, radius_m / np.where(pore_m > 0, pore_m, 1.0), np.inf)
+    h = ck.dechadilok_deen_h_array(np.minimum(lam, 1.0))
+    w = ck.dechadilok_deen_w_array(np.minimum(lam, 1.0))
+    return lam, w, gamma * h * d0_m2_per_s / thick_m
+
+
 def calibrate_wall_pores(network, extravasation, gamma, thick, pore, share, jv_m_per_s, temperature_k,
                          plasma_viscosity_pa_s) -> dict:
     """Scale the large pores of each wall type that gives a measured effective permeability (in place).
@@ -182,10 +192,7 @@ def calibrate_wall_pores(network, extravasation, gamma, thick, pore, share, jv_m
             continue
         r = float(spec.effective_permeability_radius_m)
         d0p = ck.stokes_einstein_diffusivity.py(temperature_k, plasma_viscosity_pa_s, r)
-        lam = np.where(pore[sel] > 0, r / np.where(pore[sel] > 0, pore[sel], 1.0), np.inf)
-        h = ck.dechadilok_deen_h_array(np.minimum(lam, 1.0))
-        w = ck.dechadilok_deen_w_array(np.minimum(lam, 1.0))
-        p0 = gamma[sel] * h * d0p / thick[sel]
+        _, w, p0 = pore_permeability(r, d0p, gamma[sel], thick[sel], pore[sel])
         open_ = p0 > 0
         pe = np.zeros(p0.shape)
         pe[open_] = share[sel][open_] * jv[sel][open_] * w[open_] / p0[open_]
@@ -305,10 +312,7 @@ def build_classes(carrier, extravasation, network=None, flow=None, jv_m_per_s=No
         d0p = ck.stokes_einstein_diffusivity.py(ex.temperature_k, ex.plasma_viscosity_pa_s, float(r))
         sc = SizeClass(float(r), float(frac), d0w, d0p, d0w * f_ecm)
         if network is not None:
-            lam = np.where(pore > 0, r / np.where(pore > 0, pore, 1.0), np.inf)
-            h = ck.dechadilok_deen_h_array(np.minimum(lam, 1.0))
-            w = ck.dechadilok_deen_w_array(np.minimum(lam, 1.0))
-            perm = gamma * h * d0p / thick
+            lam, w, perm = pore_permeability(r, d0p, gamma, thick, pore)
             sinusoid = np.asarray(network.seg_wall) == WallType.SINUSOID
             perm = np.where(sinusoid, np.minimum(perm, sinusoid_bound_m_per_s), perm)
             sigma = 1.0 - w
